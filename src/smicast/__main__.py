@@ -1,0 +1,5 @@
+import sys
+
+from smicast.cli import main
+
+sys.exit(main())
