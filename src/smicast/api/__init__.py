@@ -1,0 +1,1 @@
+"""`smicast api`: one collection loop, one serializer, three delivery channels."""

@@ -1,0 +1,109 @@
+"""Where frames come from: the collection loop on a fixed-rate schedule, or a recording."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from smicast.api.state import ApiState
+from smicast.schema import Snapshot
+
+log = logging.getLogger("smicast.api")
+T = TypeVar("T")
+
+# Re-arm the timer this close to the deadline: a timer armed before a long write
+# burst fires late by the burst's length, a short final wait does not.
+_REARM_S = 0.02
+
+
+def in_daemon_thread(fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+    """Run `fn` on a fresh daemon thread: a collection in flight never delays shutdown.
+
+    (Executor threads are joined at interpreter exit; the collector bounds each reader
+    with a timeout, but exit should not wait for even that.)
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, exc: BaseException | None) -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=work, name="smicast-collect", daemon=True).start()
+    return fut
+
+
+async def sleep_until(
+    deadline: float,
+    now: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    while (remaining := deadline - now()) > 0:
+        await sleep(remaining - _REARM_S if remaining > 2 * _REARM_S else remaining)
+
+
+async def collection_loop(
+    state: ApiState,
+    *,
+    stop: asyncio.Event,
+    now: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Collect and publish every `interval_s`, keeping the cadence through slow readers.
+
+    Tick k is due at start + k * interval. A cycle that overruns starts the next one
+    at once but never bursts to catch up: missed ticks are skipped.
+    """
+    collector = state.collector
+    assert collector is not None
+    interval = state.interval_s
+    next_tick = now()
+    while not stop.is_set():
+        try:
+            snapshot = await in_daemon_thread(collector.collect, state.sections)
+        except Exception:  # a bug, not a reader failure: keep serving, say it loudly
+            log.exception("collection cycle failed")
+        else:
+            state.publish(snapshot)
+        next_tick += interval
+        current = now()
+        if next_tick < current - interval:
+            next_tick = current
+        await _wait(stop, sleep_until(next_tick, now, sleep))
+
+
+async def replay_loop(
+    state: ApiState, frames: AsyncIterator[Snapshot], *, stop: asyncio.Event
+) -> None:
+    """Serve a recording: each frame is published when the recording's pace says."""
+    async for snapshot in frames:
+        if stop.is_set():
+            break
+        state.publish(snapshot)
+    log.info("recording finished; serving the last frame")
+
+
+async def _wait(stop: asyncio.Event, pause: Awaitable[None]) -> None:
+    """Wait for `pause` unless `stop` is set first."""
+    pause_task = asyncio.ensure_future(pause)
+    stop_task = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({pause_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        pause_task.cancel()
+        stop_task.cancel()

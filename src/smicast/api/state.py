@@ -1,0 +1,117 @@
+"""What the server's handlers share: settings, the bus, the collector, self-metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Final
+
+from smicast.api.bus import FrameBus
+from smicast.api.frame import Frame
+from smicast.collect import Collector
+from smicast.include import Section
+from smicast.readers import default_hostname
+from smicast.schema import Snapshot
+
+log = logging.getLogger("smicast.api")
+
+DEFAULT_MAX_SUBSCRIBERS: Final = 10_000
+FRESH_COLLECT_TIMEOUT_S: Final = 5.0
+
+
+def max_subscribers_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
+    raw = environ.get("SMICAST_API_MAX_SSE_SUBSCRIBERS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_SUBSCRIBERS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        log.warning(
+            "SMICAST_API_MAX_SSE_SUBSCRIBERS=%r is not a whole number >= 0; using %d",
+            raw[:64],
+            DEFAULT_MAX_SUBSCRIBERS,
+        )
+        return DEFAULT_MAX_SUBSCRIBERS
+    return value
+
+
+@dataclass
+class ApiState:
+    interval_s: float
+    sections: frozenset[Section]  # what each cycle collects
+    collector: Collector | None  # None when serving a recording
+    max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS
+    hostname: str = field(default_factory=default_hostname)
+    dashboard: bool = True
+    bus: FrameBus = field(init=False)
+    ready: bool = False  # a collection cycle has completed
+    frames_published: int = 0
+    _fresh: asyncio.Future[Frame] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.bus = FrameBus(self.interval_s, self.render_frame_metrics)
+
+    def publish(self, snapshot: Snapshot) -> Frame:
+        self.ready = True
+        self.frames_published += 1
+        return self.bus.publish(snapshot)
+
+    # -- /metrics ---------------------------------------------------------------
+    def render_frame_metrics(self, snapshot: Snapshot) -> bytes:
+        from smicast.prometheus import render_metrics
+
+        text = render_metrics(snapshot, ready=True)
+        return text.encode("utf-8") + self.self_metrics().encode("utf-8")
+
+    def baseline_metrics(self) -> bytes:
+        """Before the first frame: never empty, `all_smi_up 0` first."""
+        from smicast.prometheus import render_baseline
+
+        return (render_baseline(ready=False, hostname=self.hostname) + self.self_metrics()).encode(
+            "utf-8"
+        )
+
+    def self_metrics(self) -> str:
+        """Data freshness: how long collection takes, when each reader last succeeded."""
+        out = [
+            "# HELP smicast_sse_subscribers Open /events streams.",
+            "# TYPE smicast_sse_subscribers gauge",
+            f"smicast_sse_subscribers {self.bus.subscriber_count}",
+            "# HELP smicast_frames_published_total Frames published since start.",
+            "# TYPE smicast_frames_published_total counter",
+            f"smicast_frames_published_total {self.frames_published}",
+        ]
+        collector = self.collector
+        if collector is None:
+            return "\n".join(out) + "\n"
+        if collector.last_duration_s is not None:
+            out += [
+                "# HELP smicast_collection_duration_seconds Wall time of the last collection cycle.",
+                "# TYPE smicast_collection_duration_seconds gauge",
+                f"smicast_collection_duration_seconds {collector.last_duration_s:.6f}",
+            ]
+        stats = collector.reader_stats()
+        out += [
+            "# HELP smicast_reader_last_success_timestamp_seconds Unix time of each reader's last good read.",
+            "# TYPE smicast_reader_last_success_timestamp_seconds gauge",
+        ]
+        out += [
+            f'smicast_reader_last_success_timestamp_seconds{{reader="{s.name}",section="{s.section.value}"}} '
+            f"{s.last_success_s:.3f}"
+            for s in stats
+            if s.last_success_s is not None
+        ]
+        out += [
+            "# HELP smicast_reader_errors_total Reader failures by kind (timeout, error).",
+            "# TYPE smicast_reader_errors_total counter",
+        ]
+        out += [
+            f'smicast_reader_errors_total{{reader="{s.name}",section="{s.section.value}",kind="{kind}"}} {n}'
+            for s in stats
+            for kind, n in sorted(s.errors.items())
+        ]
+        return "\n".join(out) + "\n"

@@ -1,0 +1,554 @@
+// smicast live dashboard: one EventSource on /events, DOM updated in place.
+//
+// Every string from the wire (host name, GPU names, error messages) reaches the page
+// through textContent or setAttribute only; the page's Content-Security-Policy forbids
+// inline script and style, so styles are set through classes and the CSSOM.
+"use strict";
+
+(function () {
+  const STREAM_URL = "events?include=gpu,cpu,memory,chassis";
+  const WINDOW_MS = 5 * 60 * 1000; // charts show the last 5 minutes
+  const RING_POINTS = 600; // per series: 5 minutes at a 0.5 s interval
+  const BACKOFF_MIN_MS = 1000;
+  const BACKOFF_MAX_MS = 30000;
+  const STALE_MIN_MS = 15000; // no frame for this long (or 4 intervals) -> reconnect
+  const MAX_NOTICES = 5;
+  const GIB = 1024 * 1024 * 1024;
+
+  const COLORS = {
+    utilization: "#4cc2ff",
+    memory: "#b48cff",
+    temperature: "#ff9f43",
+    power: "#5ce08a",
+  };
+
+  // A bounded ring of (time, value) points; NaN values leave a gap in the line.
+  class Ring {
+    constructor(capacity) {
+      this.t = new Float64Array(capacity);
+      this.v = new Float64Array(capacity);
+      this.start = 0;
+      this.length = 0;
+    }
+
+    push(time, value) {
+      const cap = this.t.length;
+      const at = (this.start + this.length) % cap;
+      this.t[at] = time;
+      this.v[at] = value;
+      if (this.length < cap) {
+        this.length += 1;
+      } else {
+        this.start = (this.start + 1) % cap;
+      }
+    }
+
+    forEach(fn) {
+      const cap = this.t.length;
+      for (let i = 0; i < this.length; i += 1) {
+        const k = (this.start + i) % cap;
+        fn(this.t[k], this.v[k]);
+      }
+    }
+
+    max() {
+      let m = 0;
+      this.forEach((_, v) => {
+        if (Number.isFinite(v) && v > m) m = v;
+      });
+      return m;
+    }
+  }
+
+  // ---- formatting -------------------------------------------------------------
+
+  function num(value) {
+    return typeof value === "number" && Number.isFinite(value) ? value : NaN;
+  }
+
+  function fixed(value, digits) {
+    return Number.isFinite(value) ? value.toFixed(digits) : "n/a";
+  }
+
+  function gib(bytes) {
+    return (bytes / GIB).toFixed(bytes >= 100 * GIB ? 0 : 1);
+  }
+
+  function clockText(date) {
+    return date.toLocaleTimeString([], { hour12: false });
+  }
+
+  function ageText(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 120) return s + " s ago";
+    return Math.round(s / 60) + " min ago";
+  }
+
+  function setText(el, text) {
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  function setValue(el, text, value) {
+    if (!el) return;
+    setText(el, text);
+    el.setAttribute("data-value", Number.isFinite(value) ? String(value) : "");
+  }
+
+  function setLevel(el, value, warnAt, critAt) {
+    if (!el) return;
+    el.classList.toggle("warn", Number.isFinite(value) && value >= warnAt && value < critAt);
+    el.classList.toggle("crit", Number.isFinite(value) && value >= critAt);
+  }
+
+  function setBar(el, percent) {
+    if (!el) return;
+    const p = Number.isFinite(percent) ? Math.min(100, Math.max(0, percent)) : 0;
+    el.style.width = p.toFixed(1) + "%";
+  }
+
+  // ---- charts -----------------------------------------------------------------
+
+  function niceCeiling(value) {
+    if (!(value > 0)) return 1;
+    const step = Math.pow(10, Math.floor(Math.log10(value)));
+    for (const m of [1, 2, 2.5, 5, 10]) {
+      if (m * step >= value) return m * step;
+    }
+    return 10 * step;
+  }
+
+  function drawChart(canvas, ring, color, yMax, now) {
+    const ratio = window.devicePixelRatio || 1;
+    const cssWidth = canvas.clientWidth;
+    const cssHeight = canvas.clientHeight;
+    if (cssWidth === 0 || cssHeight === 0) return;
+    const width = Math.round(cssWidth * ratio);
+    const height = Math.round(cssHeight * ratio);
+    if (canvas.width !== width || canvas.height !== height) {
+      canvas.width = width;
+      canvas.height = height;
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, cssWidth, cssHeight);
+
+    ctx.strokeStyle = "#222a34";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (const f of [0, 0.5]) {
+      const y = Math.round(f * (cssHeight - 1)) + 0.5;
+      ctx.moveTo(0, y);
+      ctx.lineTo(cssWidth, y);
+    }
+    ctx.stroke();
+
+    ctx.fillStyle = "#6c7685";
+    ctx.font = "10px system-ui, sans-serif";
+    ctx.textBaseline = "top";
+    ctx.fillText(String(yMax), 2, 1);
+
+    const x = (t) => ((t - (now - WINDOW_MS)) / WINDOW_MS) * cssWidth;
+    const y = (v) => cssHeight - 1 - (Math.min(v, yMax) / yMax) * (cssHeight - 2);
+
+    // Area under the line, then the line; NaN breaks both into segments.
+    const segments = [];
+    let current = [];
+    ring.forEach((t, v) => {
+      if (t < now - WINDOW_MS) return;
+      if (Number.isFinite(v)) {
+        current.push([x(t), y(v)]);
+      } else if (current.length) {
+        segments.push(current);
+        current = [];
+      }
+    });
+    if (current.length) segments.push(current);
+
+    for (const seg of segments) {
+      ctx.beginPath();
+      ctx.moveTo(seg[0][0], cssHeight);
+      for (const [px, py] of seg) ctx.lineTo(px, py);
+      ctx.lineTo(seg[seg.length - 1][0], cssHeight);
+      ctx.closePath();
+      ctx.globalAlpha = 0.18;
+      ctx.fillStyle = color;
+      ctx.fill();
+      ctx.globalAlpha = 1;
+
+      ctx.beginPath();
+      seg.forEach(([px, py], i) => (i ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 1.5;
+      ctx.stroke();
+    }
+  }
+
+  // ---- GPU cards --------------------------------------------------------------
+
+  const gpuGrid = document.getElementById("gpus");
+  const cardTemplate = document.getElementById("gpu-card");
+  let cards = []; // index -> card state
+
+  function makeCard(index) {
+    const node = cardTemplate.content.firstElementChild.cloneNode(true);
+    node.setAttribute("data-gpu-index", String(index));
+    const field = (name) => node.querySelector('[data-field="' + name + '"]');
+    const chart = (name) => node.querySelector('[data-chart="' + name + '"]');
+    const bar = (name) => node.querySelector('[data-bar="' + name + '"]');
+    return {
+      node,
+      uuid: null,
+      fields: {
+        index: field("index"),
+        name: field("name"),
+        meta: field("meta"),
+        utilization: field("utilization"),
+        memory: field("memory"),
+        temperature: field("temperature"),
+        power: field("power"),
+      },
+      bars: { utilization: bar("utilization"), memory: bar("memory") },
+      charts: {
+        utilization: chart("utilization"),
+        memory: chart("memory"),
+        temperature: chart("temperature"),
+        power: chart("power"),
+      },
+      series: {
+        utilization: new Ring(RING_POINTS),
+        memory: new Ring(RING_POINTS),
+        temperature: new Ring(RING_POINTS),
+        power: new Ring(RING_POINTS),
+      },
+      powerLimit: NaN,
+    };
+  }
+
+  function syncCardCount(count) {
+    while (cards.length > count) cards.pop().node.remove();
+    while (cards.length < count) {
+      const card = makeCard(cards.length);
+      cards.push(card);
+      gpuGrid.appendChild(card.node);
+    }
+  }
+
+  function resetSeries(card) {
+    for (const key of Object.keys(card.series)) card.series[key] = new Ring(RING_POINTS);
+  }
+
+  function updateCard(card, index, gpu, now) {
+    const uuid = typeof gpu.uuid === "string" ? gpu.uuid : "";
+    if (card.uuid !== uuid) {
+      // A different device at this position: its history is not ours to keep.
+      if (card.uuid !== null) resetSeries(card);
+      card.uuid = uuid;
+      card.node.setAttribute("data-gpu-uuid", uuid);
+    }
+    const f = card.fields;
+    setText(f.index, "GPU " + index);
+    setText(f.name, typeof gpu.name === "string" ? gpu.name : "");
+    f.name.title = typeof gpu.name === "string" ? gpu.name : "";
+
+    const meta = [];
+    if (typeof gpu.device_type === "string" && gpu.device_type !== "GPU") meta.push(gpu.device_type);
+    if (num(gpu.frequency) > 0) meta.push(gpu.frequency + " MHz");
+    if (Number.isInteger(gpu.performance_state)) meta.push("P" + gpu.performance_state);
+    if (num(gpu.fan_speed_rpm) > 0) meta.push(gpu.fan_speed_rpm + " RPM");
+    if (uuid) meta.push(uuid);
+    setText(f.meta, meta.join(" \u00b7 "));
+
+    // all-smi sentinels: utilization/power < 0 and temperature 0 mean "unavailable".
+    const util = num(gpu.utilization) >= 0 ? num(gpu.utilization) : NaN;
+    const used = num(gpu.used_memory);
+    const total = num(gpu.total_memory);
+    const memPct = total > 0 && used >= 0 ? (100 * used) / total : NaN;
+    const temp = num(gpu.temperature) > 0 ? num(gpu.temperature) : NaN;
+    const power = num(gpu.power_consumption) >= 0 ? num(gpu.power_consumption) : NaN;
+    const detail = gpu.detail && typeof gpu.detail === "object" ? gpu.detail : {};
+    card.powerLimit = parseFloat(detail.power_limit_current || detail.power_limit_max || "");
+
+    setValue(f.utilization, Number.isFinite(util) ? util.toFixed(1) + " %" : "n/a", util);
+    setBar(card.bars.utilization, util);
+    setValue(
+      f.memory,
+      Number.isFinite(memPct) ? gib(used) + " / " + gib(total) + " GiB" : "n/a",
+      used
+    );
+    setBar(card.bars.memory, memPct);
+    setLevel(card.bars.memory, memPct, 90, 98);
+    setValue(f.temperature, Number.isFinite(temp) ? temp.toFixed(0) + " \u00b0C" : "n/a", temp);
+    setLevel(f.temperature, temp, 80, 90);
+    setValue(f.power, Number.isFinite(power) ? fixed(power, power < 100 ? 1 : 0) + " W" : "n/a", power);
+
+    card.series.utilization.push(now, util);
+    card.series.memory.push(now, memPct);
+    card.series.temperature.push(now, temp);
+    card.series.power.push(now, power);
+  }
+
+  function drawCard(card, now) {
+    const s = card.series;
+    drawChart(card.charts.utilization, s.utilization, COLORS.utilization, 100, now);
+    drawChart(card.charts.memory, s.memory, COLORS.memory, 100, now);
+    drawChart(card.charts.temperature, s.temperature, COLORS.temperature, niceCeiling(Math.max(100, s.temperature.max())), now);
+    const powerTop = Math.max(s.power.max(), Number.isFinite(card.powerLimit) ? card.powerLimit : 0);
+    drawChart(card.charts.power, s.power, COLORS.power, niceCeiling(powerTop), now);
+  }
+
+  // ---- host panels ------------------------------------------------------------
+
+  function panel(id) {
+    const node = document.getElementById(id);
+    return {
+      field: (name) => node.querySelector('[data-field="' + name + '"]'),
+      bar: node.querySelector('[data-bar="utilization"]'),
+      chart: node.querySelector("canvas"),
+      ring: new Ring(RING_POINTS),
+    };
+  }
+
+  const cpuPanel = panel("cpu");
+  const memPanel = panel("memory");
+  const chassisPanel = panel("chassis");
+
+  function updateHost(snap, now) {
+    const cpus = Array.isArray(snap.cpus) ? snap.cpus : [];
+    let cpuUtil = NaN;
+    if (cpus.length) {
+      // Weighted by logical cores when a host reports several CPU entries.
+      let sum = 0;
+      let weight = 0;
+      for (const cpu of cpus) {
+        const u = num(cpu.utilization);
+        if (!Number.isFinite(u)) continue;
+        const w = num(cpu.total_threads) > 0 ? cpu.total_threads : 1;
+        sum += u * w;
+        weight += w;
+      }
+      cpuUtil = weight ? sum / weight : NaN;
+      const model = typeof cpus[0].cpu_model === "string" ? cpus[0].cpu_model : "";
+      const threads = num(cpus[0].total_threads);
+      setText(cpuPanel.field("model"), model + (threads > 0 ? " \u00b7 " + threads + " threads" : ""));
+    }
+    setValue(cpuPanel.field("utilization"), fixed(cpuUtil, 1) + (Number.isFinite(cpuUtil) ? " %" : ""), cpuUtil);
+    setBar(cpuPanel.bar, cpuUtil);
+    setLevel(cpuPanel.bar, cpuUtil, 85, 95);
+    cpuPanel.ring.push(now, cpuUtil);
+
+    const mem = Array.isArray(snap.memory) && snap.memory.length ? snap.memory[0] : null;
+    let memPct = NaN;
+    if (mem) {
+      const total = num(mem.total_bytes);
+      const used = num(mem.used_bytes);
+      memPct = Number.isFinite(num(mem.utilization)) ? num(mem.utilization) : (100 * used) / total;
+      setText(memPanel.field("used"), total > 0 ? gib(used) + " / " + gib(total) + " GiB" : "");
+    }
+    setValue(memPanel.field("utilization"), fixed(memPct, 1) + (Number.isFinite(memPct) ? " %" : ""), memPct);
+    setBar(memPanel.bar, memPct);
+    setLevel(memPanel.bar, memPct, 90, 97);
+    memPanel.ring.push(now, memPct);
+
+    const chassis = Array.isArray(snap.chassis) && snap.chassis.length ? snap.chassis[0] : null;
+    let power = chassis ? num(chassis.total_power_watts) : NaN;
+    if (!Number.isFinite(power)) {
+      // No chassis reading: show the sum of the GPUs' valid power draws instead.
+      const gpus = Array.isArray(snap.gpus) ? snap.gpus : [];
+      const draws = gpus.map((g) => num(g.power_consumption)).filter((p) => p >= 0);
+      power = draws.length ? draws.reduce((a, b) => a + b, 0) : NaN;
+    }
+    const powerText = !Number.isFinite(power) ? "n/a" : power >= 1000 ? (power / 1000).toFixed(2) + " kW" : power.toFixed(0) + " W";
+    setValue(chassisPanel.field("power"), powerText, power);
+    const temps = [];
+    if (chassis && Number.isFinite(num(chassis.inlet_temperature))) temps.push("inlet " + chassis.inlet_temperature.toFixed(1) + " \u00b0C");
+    if (chassis && Number.isFinite(num(chassis.outlet_temperature))) temps.push("outlet " + chassis.outlet_temperature.toFixed(1) + " \u00b0C");
+    setText(chassisPanel.field("temperatures"), temps.join(" \u00b7 "));
+    const gpuCount = Array.isArray(snap.gpus) ? snap.gpus.length : 0;
+    setText(chassisPanel.field("gpu-count"), gpuCount + (gpuCount === 1 ? " GPU" : " GPUs"));
+    chassisPanel.ring.push(now, power);
+  }
+
+  function drawHost(now) {
+    drawChart(cpuPanel.chart, cpuPanel.ring, COLORS.utilization, 100, now);
+    drawChart(memPanel.chart, memPanel.ring, COLORS.memory, 100, now);
+    drawChart(chassisPanel.chart, chassisPanel.ring, COLORS.power, niceCeiling(chassisPanel.ring.max()), now);
+  }
+
+  // ---- notices ----------------------------------------------------------------
+
+  const notices = document.getElementById("notices");
+  const lagList = document.getElementById("lag-notices");
+  const lagTotal = document.getElementById("lag-total");
+  let droppedTotal = 0;
+
+  function addLagNotice(dropped) {
+    droppedTotal += dropped;
+    setValue(lagTotal, String(droppedTotal), droppedTotal);
+    const item = document.createElement("li");
+    item.setAttribute("data-dropped", String(dropped));
+    item.textContent = clockText(new Date()) + ": the stream fell behind and skipped " + dropped + " frame(s)";
+    lagList.insertBefore(item, lagList.firstChild);
+    while (lagList.children.length > MAX_NOTICES) lagList.lastChild.remove();
+    notices.hidden = false;
+  }
+
+  const errorBox = document.getElementById("reader-errors");
+  const errorList = document.getElementById("reader-error-list");
+
+  function showReaderErrors(errors) {
+    const list = Array.isArray(errors) ? errors.slice(0, 20) : [];
+    errorList.replaceChildren(
+      ...list.map((e) => {
+        const item = document.createElement("li");
+        const section = e && typeof e.section === "string" ? e.section : "?";
+        const kind = e && typeof e.kind === "string" ? e.kind : "error";
+        const message = e && typeof e.message === "string" ? e.message : "";
+        item.textContent = section + " (" + kind + "): " + message;
+        return item;
+      })
+    );
+    errorBox.hidden = list.length === 0;
+  }
+
+  // ---- frames -----------------------------------------------------------------
+
+  const hostnameEl = document.getElementById("hostname");
+  const lastFrameEl = document.getElementById("last-frame");
+  const noGpus = document.getElementById("no-gpus");
+  let lastFrameAt = 0;
+  let frameGapMs = 0; // smoothed time between frames, for the stale-stream watchdog
+  let drawPending = false;
+
+  function onSnapshot(event) {
+    let snap;
+    try {
+      snap = JSON.parse(event.data);
+    } catch (err) {
+      return; // a malformed frame is skipped; the next one will do
+    }
+    if (!snap || typeof snap !== "object") return;
+    const now = Date.now();
+    if (lastFrameAt) {
+      const gap = now - lastFrameAt;
+      frameGapMs = frameGapMs ? 0.8 * frameGapMs + 0.2 * gap : gap;
+    }
+    lastFrameAt = now;
+    backoffMs = BACKOFF_MIN_MS;
+    setState("live");
+
+    const hostname = typeof snap.hostname === "string" ? snap.hostname : "";
+    setText(hostnameEl, hostname || "\u2014");
+    document.title = (hostname ? hostname + " \u00b7 " : "") + "smicast";
+    setText(lastFrameEl, clockText(new Date(now)));
+    lastFrameEl.setAttribute("datetime", new Date(now).toISOString());
+
+    const gpus = Array.isArray(snap.gpus) ? snap.gpus : [];
+    syncCardCount(gpus.length);
+    gpus.forEach((gpu, i) => updateCard(cards[i], i, gpu && typeof gpu === "object" ? gpu : {}, now));
+    noGpus.hidden = gpus.length > 0;
+    updateHost(snap, now);
+    showReaderErrors(snap.errors);
+    scheduleDraw();
+  }
+
+  function scheduleDraw() {
+    if (drawPending) return;
+    drawPending = true;
+    requestAnimationFrame(() => {
+      drawPending = false;
+      const now = Date.now();
+      for (const card of cards) drawCard(card, now);
+      drawHost(now);
+    });
+  }
+
+  function onLag(event) {
+    let dropped = 0;
+    try {
+      dropped = Number(JSON.parse(event.data).dropped);
+    } catch (err) {
+      dropped = NaN;
+    }
+    addLagNotice(Number.isFinite(dropped) && dropped > 0 ? Math.floor(dropped) : 0);
+  }
+
+  // ---- connection -------------------------------------------------------------
+
+  const connectionEl = document.getElementById("connection");
+  const stateEl = document.getElementById("connection-state");
+  const detailEl = document.getElementById("connection-detail");
+  let source = null;
+  let backoffMs = BACKOFF_MIN_MS;
+  let retryTimer = 0;
+  let retryAt = 0;
+  let openedAt = 0;
+
+  function setState(state) {
+    connectionEl.setAttribute("data-state", state);
+    setText(stateEl, state);
+    renderDetail();
+  }
+
+  function renderDetail() {
+    const state = connectionEl.getAttribute("data-state");
+    let text = "";
+    if (state !== "live" && lastFrameAt) text = "last frame " + ageText(Date.now() - lastFrameAt);
+    if (retryTimer) {
+      const wait = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+      text += (text ? ", " : "") + "retrying in " + wait + " s";
+    }
+    setText(detailEl, text);
+  }
+
+  function connect() {
+    retryTimer = 0;
+    if (source) source.close();
+    setState(lastFrameAt ? "reconnecting" : "connecting");
+    const es = new EventSource(STREAM_URL);
+    es.addEventListener("open", () => {
+      openedAt = Date.now();
+    });
+    es.addEventListener("snapshot", onSnapshot);
+    es.addEventListener("lag", onLag);
+    es.addEventListener("error", () => {
+      if (es !== source) return;
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (an HTTP error, a 503 over the subscriber cap, a
+        // wrong content type): start again ourselves, with backoff.
+        scheduleReconnect();
+      } else {
+        setState(lastFrameAt ? "reconnecting" : "connecting");
+      }
+    });
+    source = es;
+  }
+
+  function scheduleReconnect() {
+    if (retryTimer) return;
+    if (source) source.close();
+    const delay = backoffMs * (0.8 + 0.4 * Math.random());
+    backoffMs = Math.min(BACKOFF_MAX_MS, backoffMs * 2);
+    retryAt = Date.now() + delay;
+    retryTimer = window.setTimeout(connect, delay);
+    setState(lastFrameAt ? "reconnecting" : "connecting");
+  }
+
+  // A stream can go quiet without an error (a suspended laptop, a proxy that lost
+  // the upstream): if no frame came for several intervals, open a new one.
+  window.setInterval(() => {
+    renderDetail();
+    if (!lastFrameAt || retryTimer) return;
+    const staleAfter = Math.max(STALE_MIN_MS, 4 * frameGapMs);
+    const quietFor = Date.now() - Math.max(lastFrameAt, openedAt);
+    if (quietFor > staleAfter && source && source.readyState === EventSource.OPEN) {
+      scheduleReconnect();
+    }
+  }, 1000);
+
+  window.addEventListener("resize", scheduleDraw);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) scheduleDraw();
+  });
+
+  connect();
+})();

@@ -1,0 +1,72 @@
+"""Options and plumbing shared by the commands that read this machine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from smicast.collect import DEFAULT_TIMEOUT_S, Collector
+from smicast.include import IncludeError, Section, parse_cli
+from smicast.readers.registry import SimulateSpec, build_readers, parse_simulate
+
+
+def simulate_arg(text: str) -> SimulateSpec:
+    try:
+        return parse_simulate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--simulate PLATFORM[:N]` and `--seed`: simulated accelerators instead of detection."""
+    parser.add_argument(
+        "--simulate",
+        type=simulate_arg,
+        metavar="PLATFORM[:N]",
+        help="simulate N accelerators (nvidia, amd, gaudi, tenstorrent; N defaults to 8) "
+        "instead of detecting real ones; CPU, memory, chassis and disks stay real",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for --simulate (default 0)")
+
+
+def sections_or_exit(
+    parser: argparse.ArgumentParser, values: list[str] | None
+) -> frozenset[Section]:
+    try:
+        return parse_cli(values)
+    except IncludeError as exc:
+        parser.error(str(exc))
+        raise AssertionError("unreachable") from exc
+
+
+def make_collector(
+    args: argparse.Namespace, sections: frozenset[Section], timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Collector:
+    readers = build_readers(sections, simulate=args.simulate, seed=args.seed)
+    return Collector(readers, timeout_s=timeout_s)
+
+
+def fail(prog: str, message: str, status: int = 1) -> NoReturn:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(status)

@@ -1,0 +1,158 @@
+"""`smicast api`: serve /metrics, /snapshot, /events and /-/ready over TCP and a Unix socket.
+
+Exit 0 after SIGINT/SIGTERM, 1 when a listener cannot be opened, 2 for bad options
+(including no listener at all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from smicast.commands._common import add_source_arguments, make_collector, positive_float
+from smicast.include import DEFAULT_SECTIONS, Section
+
+PROG = "api"
+_DEFAULT_SOCKET = "default"
+MIN_INTERVAL_S = 0.01
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "api",
+        help="serve Prometheus /metrics, /snapshot JSON, /events SSE and a dashboard",
+        description="Collect on a fixed schedule and serve every frame over HTTP (TCP and/or a Unix socket).",
+    )
+    p.add_argument(
+        "-p", "--port", type=int, default=9090, help="TCP port (default 9090; 0 disables TCP)"
+    )
+    p.add_argument(
+        "--bind",
+        metavar="ADDR",
+        help="address to listen on (default: every interface, IPv6 and IPv4)",
+    )
+    p.add_argument(
+        "-s",
+        "--socket",
+        nargs="?",
+        const=_DEFAULT_SOCKET,
+        metavar="PATH",
+        help="also listen on a Unix socket (mode 0600); without PATH: /run/smicast.sock "
+        "when writable, else /tmp/smicast.sock",
+    )
+    p.add_argument(
+        "-i",
+        "--interval",
+        type=positive_float,
+        default=3.0,
+        help="seconds between collections (default 3)",
+    )
+    p.add_argument(
+        "--processes", action="store_true", help="collect GPU processes (off by default: privacy)"
+    )
+    p.add_argument("--timeout-ms", type=int, default=5000, help="per-reader timeout (default 5000)")
+    p.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard at /")
+    p.add_argument(
+        "--replay", nargs="+", metavar="FILE", help="serve a recording instead of this machine"
+    )
+    p.add_argument(
+        "--speed", type=positive_float, default=1.0, help="replay speed factor (default 1)"
+    )
+    p.add_argument("--loop", action="store_true", help="replay: start again at the end")
+    add_source_arguments(p)
+    p.set_defaults(parser=p)
+
+
+def _configure_logging() -> None:
+    level = os.environ.get("SMICAST_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=level if level in logging.getLevelNamesMapping() else "INFO",
+        format="smicast %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.parser
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be 0..65535, got {args.port}")
+    if args.interval < MIN_INTERVAL_S:
+        parser.error(f"--interval must be at least {MIN_INTERVAL_S} s")
+    if args.timeout_ms < 1:
+        parser.error("--timeout-ms must be >= 1")
+    if args.port == 0 and args.socket is None:
+        parser.error("no listeners configured: use --port or --socket")
+    if args.replay and args.simulate:
+        parser.error("--replay and --simulate are mutually exclusive")
+    for path in args.replay or ():
+        if not Path(path).is_file():
+            parser.error(f"--replay: {path}: no such file")
+    _configure_logging()
+
+    from smicast.api import cors
+    from smicast.api.server import ListenError, Server, default_socket_path, open_tcp, open_unix
+    from smicast.api.state import ApiState, max_subscribers_from_env
+
+    sections = (
+        DEFAULT_SECTIONS | {Section.STORAGE} | ({Section.PROCESS} if args.processes else set())
+    )
+    collector = (
+        None if args.replay else make_collector(args, frozenset(sections), args.timeout_ms / 1000)
+    )
+    state = ApiState(
+        interval_s=args.interval,
+        sections=frozenset(sections),
+        collector=collector,
+        max_subscribers=max_subscribers_from_env(),
+        dashboard=not args.no_dashboard,
+    )
+    frames = None
+    if args.replay:
+        from smicast.record.replay import play
+
+        frames = play([Path(p) for p in args.replay], speed=args.speed, loop=args.loop)
+
+    unix_path = None
+    sockets = []
+    try:
+        if args.port:
+            sockets += open_tcp(args.bind, args.port)
+        if args.socket is not None:
+            unix_path = (
+                default_socket_path() if args.socket == _DEFAULT_SOCKET else Path(args.socket)
+            )
+            sockets.append(open_unix(unix_path))
+    except ListenError as exc:
+        for sock in sockets:
+            sock.close()
+        print(f"smicast {PROG}: error: {exc.strerror}", file=sys.stderr)
+        return 1
+
+    server = Server(
+        state, sockets, unix_path=unix_path, frames=frames, policy=cors.CorsPolicy.from_env()
+    )
+    _run_async(server)
+    return 0
+
+
+def _run_async(server: object) -> None:
+    from smicast.api.server import Server, install_signal_handlers
+
+    assert isinstance(server, Server)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await server.run(stop)
+
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
