@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
 from smicast.api.bus import FrameBus
 from smicast.api.frame import Frame
 from smicast.collect import Collector
+from smicast.encode import with_process_limits
 from smicast.include import Section
 from smicast.readers import default_hostname
 from smicast.schema import Snapshot
@@ -47,18 +50,20 @@ class ApiState:
     max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS
     hostname: str = field(default_factory=default_hostname)
     dashboard: bool = True
+    monotonic: Callable[[], float] = time.monotonic
     bus: FrameBus = field(init=False)
     ready: bool = False  # a collection cycle has completed
     frames_published: int = 0
     _fresh: asyncio.Future[Frame] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.bus = FrameBus(self.interval_s, self.render_frame_metrics)
+        self.bus = FrameBus(self.interval_s, self.render_frame_metrics, monotonic=self.monotonic)
 
     def publish(self, snapshot: Snapshot) -> Frame:
+        """Every frame goes out through here, so every surface gets the process string caps."""
         self.ready = True
         self.frames_published += 1
-        return self.bus.publish(snapshot)
+        return self.bus.publish(with_process_limits(snapshot))
 
     # -- /metrics ---------------------------------------------------------------
     def render_frame_metrics(self, snapshot: Snapshot) -> bytes:
