@@ -45,6 +45,11 @@ def build_app(state: ApiState, policy: cors.CorsPolicy) -> web.Application:
     app.router.add_get("/-/ready", handlers.ready)
     cors.install(app, policy)
 
+    async def server_header(_: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Server"] = "smicast"  # no library versions to fingerprint
+
+    app.on_response_prepare.append(server_header)
+
     async def end_streams(_: web.Application) -> None:
         state.bus.close_all()  # open SSE streams end now, not at the grace timeout
 
