@@ -38,7 +38,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="smicast", description="Hardware telemetry: snapshot, record, replay, api."
     )
     parser.add_argument("--version", action="version", version=f"smicast {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
     for name in COMMANDS:
         if only is None or name == only:
             _command(name).register(sub)

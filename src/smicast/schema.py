@@ -29,18 +29,18 @@ class _Record(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """Base of every wire type: immutable, keyword-only, untracked by the cyclic GC."""
 
 
-class NvLinkRemoteDevice(_Record, kw_only=True):
+class NvLinkRemoteDevice(_Record, kw_only=True, frozen=True, gc=False):
     link_index: int
     remote_type: str  # "gpu" | "ibmnpu" | "switch" | "unknown"
     bandwidth_mb_s: int | None = None
 
 
-class GpmMetrics(_Record, kw_only=True):
+class GpmMetrics(_Record, kw_only=True, frozen=True, gc=False):
     sm_occupancy: float | None = None
     memory_bandwidth_utilization: float | None = None
 
 
-class GpuInfo(_Record, kw_only=True):
+class GpuInfo(_Record, kw_only=True, frozen=True, gc=False):
     uuid: str
     time: str
     name: str
@@ -72,7 +72,7 @@ class GpuInfo(_Record, kw_only=True):
     detail: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class CpuSocketInfo(_Record, kw_only=True):
+class CpuSocketInfo(_Record, kw_only=True, frozen=True, gc=False):
     socket_id: int
     utilization: float | None
     cores: int
@@ -81,7 +81,7 @@ class CpuSocketInfo(_Record, kw_only=True):
     frequency_mhz: int = 0
 
 
-class AppleSiliconCpuInfo(_Record, kw_only=True):
+class AppleSiliconCpuInfo(_Record, kw_only=True, frozen=True, gc=False):
     s_core_count: int = 0
     p_core_count: int = 0
     e_core_count: int = 0
@@ -101,7 +101,7 @@ class AppleSiliconCpuInfo(_Record, kw_only=True):
 CoreType = Literal["Super", "Performance", "Efficiency", "Standard"]
 
 
-class CoreUtilization(_Record, kw_only=True):
+class CoreUtilization(_Record, kw_only=True, frozen=True, gc=False):
     core_id: int
     core_type: CoreType = "Standard"
     utilization: float | None = 0.0
@@ -111,7 +111,7 @@ class CoreUtilization(_Record, kw_only=True):
 PlatformType = str | dict[str, str]
 
 
-class CpuInfo(_Record, kw_only=True):
+class CpuInfo(_Record, kw_only=True, frozen=True, gc=False):
     index: int = 0
     host_id: str
     hostname: str
@@ -134,7 +134,7 @@ class CpuInfo(_Record, kw_only=True):
     time: str
 
 
-class MemoryInfo(_Record, kw_only=True):
+class MemoryInfo(_Record, kw_only=True, frozen=True, gc=False):
     index: int = 0
     host_id: str
     hostname: str
@@ -152,7 +152,7 @@ class MemoryInfo(_Record, kw_only=True):
     time: str
 
 
-class FanInfo(_Record, kw_only=True):
+class FanInfo(_Record, kw_only=True, frozen=True, gc=False):
     id: int
     name: str
     speed_rpm: int
@@ -162,14 +162,14 @@ class FanInfo(_Record, kw_only=True):
 PsuStatus = Literal["Unknown", "Ok", "Degraded", "Failed", "NotPresent"]
 
 
-class PsuInfo(_Record, kw_only=True):
+class PsuInfo(_Record, kw_only=True, frozen=True, gc=False):
     id: int
     name: str
     status: PsuStatus = "Unknown"
     power_watts: float | None = None
 
 
-class ChassisInfo(_Record, kw_only=True):
+class ChassisInfo(_Record, kw_only=True, frozen=True, gc=False):
     host_id: str
     hostname: str
     instance: str
@@ -183,7 +183,7 @@ class ChassisInfo(_Record, kw_only=True):
     time: str
 
 
-class ProcessInfo(_Record, kw_only=True):
+class ProcessInfo(_Record, kw_only=True, frozen=True, gc=False):
     device_id: int
     device_uuid: str
     pid: int
@@ -206,7 +206,7 @@ class ProcessInfo(_Record, kw_only=True):
     gpu_utilization: float | None
 
 
-class StorageInfo(_Record, kw_only=True):
+class StorageInfo(_Record, kw_only=True, frozen=True, gc=False):
     mount_point: str
     total_bytes: int
     available_bytes: int
@@ -215,13 +215,13 @@ class StorageInfo(_Record, kw_only=True):
     index: int
 
 
-class ReaderError(_Record, kw_only=True):
+class ReaderError(_Record, kw_only=True, frozen=True, gc=False):
     kind: ErrorKind
     message: str
     section: str
 
 
-class Snapshot(_Record, kw_only=True):
+class Snapshot(_Record, kw_only=True, frozen=True, gc=False):
     schema: int = SCHEMA_VERSION
     timestamp: str
     hostname: str
