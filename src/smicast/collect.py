@@ -151,7 +151,7 @@ class Collector:
                 self._fail(
                     slot,
                     "timeout",
-                    f"reader exceeded timeout of {int(self.timeout_s * 1000)} ms",
+                    f"reader exceeded timeout of {round(self.timeout_s * 1000)} ms",
                     errors,
                 )
                 failed_sections.add(slot.reader.section)

@@ -80,12 +80,18 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise OutputError(errno.EEXIST, f"{path}: no free temporary name beside it")
     try:
         write_all(fd, data, path)
-        os.fsync(fd)
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise OutputError(exc.errno, _describe(path, exc)) from exc
         os.close(fd)
         fd = -1
         if path.is_symlink():
             raise OutputError(errno.ELOOP, _describe(path, OSError(errno.ELOOP, "symlink")))
-        tmp.replace(path)
+        try:
+            tmp.replace(path)
+        except OSError as exc:
+            raise OutputError(exc.errno, _describe(path, exc)) from exc
         _fsync_dir(path.parent)
     except BaseException:
         if fd >= 0:

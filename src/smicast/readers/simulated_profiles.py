@@ -261,9 +261,9 @@ def _n300_detail(uuid_text: str, index: int) -> dict[str, str]:
         "lib_name": "Luwen",
         "lib_version": "2.32.0.0",
         "tdp_limit": "300",
-        "PCIe Address": f"0000:{0x21 + index:02x}:00.0",
-        "pcie_generation": "4",
-        "pcie_width": "16",
+        "pcie_address": f"0000:{0x21 + index:02x}:00.0",
+        "pcie_link_gen": "Gen4",
+        "pcie_link_width": "x16",
         "axiclk_mhz": "900",
         "arcclk_mhz": "540",
     }
