@@ -34,6 +34,10 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/collect.py
+	$(BIN)/python bench/encode.py
+	$(BIN)/python bench/record.py
+	$(BIN)/python bench/scrape.py
+	$(BIN)/python bench/sse_fanout.py --subscribers 10000
 
 clean:
 	rm -rf $(VENV) build dist

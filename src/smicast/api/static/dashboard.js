@@ -7,7 +7,8 @@
 
 (function () {
   const STREAM_URL = "events?include=gpu,cpu,memory,chassis";
-  const WINDOW_MS = 5 * 60 * 1000; // charts show the last 5 minutes
+  const WINDOW_MS = 5 * 60 * 1000; // charts show up to the last 5 minutes...
+  const MIN_WINDOW_MS = 30 * 1000; // ...and grow to it from 30 s, so a new page shows a shape
   const RING_POINTS = 600; // per series: 5 minutes at a 0.5 s interval
   const BACKOFF_MIN_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
@@ -49,6 +50,10 @@
         const k = (this.start + i) % cap;
         fn(this.t[k], this.v[k]);
       }
+    }
+
+    oldest() {
+      return this.length ? this.t[this.start] : Infinity;
     }
 
     max() {
@@ -147,14 +152,15 @@
     ctx.textBaseline = "top";
     ctx.fillText(String(yMax), 2, 1);
 
-    const x = (t) => ((t - (now - WINDOW_MS)) / WINDOW_MS) * cssWidth;
+    const span = Math.min(WINDOW_MS, Math.max(MIN_WINDOW_MS, now - ring.oldest()));
+    const x = (t) => ((t - (now - span)) / span) * cssWidth;
     const y = (v) => cssHeight - 1 - (Math.min(v, yMax) / yMax) * (cssHeight - 2);
 
     // Area under the line, then the line; NaN breaks both into segments.
     const segments = [];
     let current = [];
     ring.forEach((t, v) => {
-      if (t < now - WINDOW_MS) return;
+      if (t < now - span) return;
       if (Number.isFinite(v)) {
         current.push([x(t), y(v)]);
       } else if (current.length) {
