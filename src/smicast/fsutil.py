@@ -84,8 +84,11 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(fd)
         except OSError as exc:
             raise OutputError(exc.errno, _describe(path, exc)) from exc
-        os.close(fd)
-        fd = -1
+        fd, closing = -1, fd
+        try:
+            os.close(closing)
+        except OSError as exc:  # NFS and friends report write errors at close
+            raise OutputError(exc.errno, _describe(path, exc)) from exc
         if path.is_symlink():
             raise OutputError(errno.ELOOP, _describe(path, OSError(errno.ELOOP, "symlink")))
         try:

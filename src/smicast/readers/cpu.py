@@ -213,6 +213,8 @@ class CpuReader:
         clock: Clock = WALL_CLOCK,
         monotonic: Callable[[], float] = time.monotonic,
         architecture: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        min_window_s: float = 0.1,
     ) -> None:
         self._stat_path = str(procfs / "stat")
         self._cpuinfo_path = str(procfs / "cpuinfo")
@@ -266,8 +268,17 @@ class CpuReader:
         self._temps = _find_temp_sensors(sysfs, self._sockets)
         self._rapl = _find_rapl_zones(sysfs)
         self._rapl_at = monotonic()
+        # A one-shot snapshot reads right after construction: a window of a few ms gives
+        # per-core figures of 0/50/100 %. The first read waits out a short window instead.
+        self._first_read_due = self._rapl_at + min_window_s
+        self._sleep = sleep
 
     def read(self) -> list[CpuInfo]:
+        if self._first_read_due:
+            wait_s = self._first_read_due - self._monotonic()
+            self._first_read_due = 0.0
+            if wait_s > 0:
+                self._sleep(wait_s)
         try:
             now = parse_stat(_read(self._stat_path))
         except (OSError, ValueError, IndexError) as exc:

@@ -70,7 +70,7 @@ def build_readers(
     """The readers for the requested sections; GPU readers are shared with the process reader."""
     host = hostname or default_hostname()
     gpu_readers: list[GpuReader] = []
-    if sections & {Section.GPU, Section.PROCESS, Section.CHASSIS}:
+    if sections & {Section.GPU, Section.PROCESS}:
         if simulate is not None:
             from smicast.readers.simulated import SimulatedReader
 

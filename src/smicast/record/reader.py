@@ -1,0 +1,171 @@
+"""Reading traces: a streaming line splitter and the frame iterator.
+
+Nothing is loaded whole: decompressed chunks are split into lines in bulk, and a
+line longer than 16 MiB is drained and counted, never buffered. A torn last line
+(a crash), a line that is not JSON or not a Snapshot, and an oversized line are
+skipped and counted in `TraceStats`; a line of another schema version stops the
+read with `UnsupportedSchema`, because guessing at a future format is worse than
+saying so. Header lines are kept (the first wins); index lines are not needed
+for a forward read and are passed over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from smicast.record.compression import CHUNK_BYTES, ChunkSource
+from smicast.record.format import MAX_HEADER_HOSTS, MAX_LINE_BYTES, codec_for_path
+from smicast.schema import SCHEMA_VERSION, Snapshot
+
+
+class TraceError(Exception):
+    """A trace cannot be read; the message is what the user sees."""
+
+
+class UnsupportedSchema(TraceError):
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"unsupported schema version {version}, this smicast supports schema {SCHEMA_VERSION}"
+        )
+        self.version = version
+
+
+@dataclass
+class TraceHeaderInfo:
+    hosts: list[str]
+    interval_ms: int
+
+
+@dataclass
+class TraceStats:
+    frames: int = 0
+    corrupt: int = 0
+    oversized: int = 0
+    header: TraceHeaderInfo | None = None
+    damaged: list[Path] = field(default_factory=list)  # files whose compressed data is corrupt
+
+    def summary(self) -> str | None:
+        """`skipped N corrupt, M oversized lines`, or None when nothing was skipped."""
+        if not self.corrupt and not self.oversized:
+            return None
+        return f"skipped {self.corrupt} corrupt, {self.oversized} oversized lines"
+
+
+class _MetaLine(msgspec.Struct):
+    """What a line that is not a Snapshot may still be: a header, an index or another schema."""
+
+    schema: Any = None
+    header: Any = None
+    index: Any = None
+    hosts: Any = None
+    interval_ms: Any = None
+
+
+_SNAPSHOT = msgspec.json.Decoder(Snapshot)
+_META = msgspec.json.Decoder(_MetaLine)
+
+
+def split_lines(
+    chunks: Iterable[bytes], stats: TraceStats, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[list[bytes]]:
+    """Complete lines in batches (one per chunk); the unterminated tail comes last."""
+    parts: list[bytes] = []  # the line in progress, across chunks
+    size = 0
+    draining = False  # inside an oversized line: discard up to its newline
+    for chunk in chunks:
+        start = 0
+        if draining or parts:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                if not draining:
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > max_line_bytes:
+                        parts, size, draining = [], 0, True
+                        stats.oversized += 1
+                continue
+            if draining:
+                draining = False
+            elif size + nl > max_line_bytes:
+                stats.oversized += 1
+                parts, size = [], 0
+            else:
+                parts.append(chunk[:nl])
+                yield [b"".join(parts)]
+                parts, size = [], 0
+            start = nl + 1
+        lines = chunk[start:].split(b"\n") if start else chunk.split(b"\n")
+        tail = lines.pop()
+        if max(map(len, lines), default=0) > max_line_bytes:
+            stats.oversized += sum(1 for line in lines if len(line) > max_line_bytes)
+            lines = [line for line in lines if len(line) <= max_line_bytes]
+        if lines:
+            yield lines
+        if tail:
+            if len(tail) > max_line_bytes:
+                stats.oversized += 1
+                draining = True
+            else:
+                parts, size = [tail], len(tail)
+    if parts:
+        yield [b"".join(parts)]  # no newline: a torn write, or a file cut short by hand
+
+
+def _classify(line: bytes, stats: TraceStats) -> None:
+    """A line that did not decode as a Snapshot: header, index, other schema or junk."""
+    if not line.strip():
+        return
+    try:
+        meta = _META.decode(line)
+    except msgspec.DecodeError:
+        stats.corrupt += 1
+        return
+    if type(meta.schema) is int and meta.schema != SCHEMA_VERSION:
+        raise UnsupportedSchema(meta.schema)
+    if meta.schema != SCHEMA_VERSION or type(meta.schema) is not int:
+        stats.corrupt += 1
+    elif meta.header is True:
+        if stats.header is None:
+            hosts = meta.hosts if isinstance(meta.hosts, list) else []
+            interval = meta.interval_ms if type(meta.interval_ms) is int else 0
+            stats.header = TraceHeaderInfo(
+                [h for h in hosts[:MAX_HEADER_HOSTS] if isinstance(h, str)], max(0, interval)
+            )
+    elif meta.index is not True:
+        stats.corrupt += 1
+
+
+def read_frames(
+    path: Path, stats: TraceStats, *, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[Snapshot]:
+    """The frames of one file, in order. Raises TraceError (unreadable, other schema)."""
+    source = ChunkSource(path, codec_for_path(path), chunk_bytes)
+    decode = _SNAPSHOT.decode
+    try:
+        for lines in split_lines(source, stats):
+            for line in lines:
+                try:
+                    snap = decode(line)
+                except msgspec.DecodeError:
+                    _classify(line, stats)
+                    continue
+                if snap.schema != SCHEMA_VERSION:
+                    raise UnsupportedSchema(snap.schema)
+                stats.frames += 1
+                yield snap
+    except OSError as exc:
+        raise TraceError(f"{path}: {exc.strerror or exc}") from exc
+    if source.damaged:
+        stats.damaged.append(path)
+
+
+def iter_frames(paths: Sequence[Path], stats: TraceStats | None = None) -> Iterator[Snapshot]:
+    """Every frame of the given files (rotated segments in the order given)."""
+    counts = stats if stats is not None else TraceStats()
+    for path in paths:
+        yield from read_frames(path, counts)

@@ -1,0 +1,147 @@
+"""Playing a trace back at the pace it was recorded, or `speed` times faster.
+
+Frame k is due at `anchor + (ts_k - ts_anchor) / speed` on the monotonic clock,
+so time spent by the consumer does not add up into drift. Timestamps have
+one-second resolution (the wire format's), so pacing does too. A timestamp that
+cannot be parsed counts as no gap; one that goes backwards (segments out of
+order) re-anchors without waiting. With `loop`, playback restarts from the
+beginning of the trace (not from `start_s`, as all-smi does) one recorded
+interval after the last frame.
+
+`play()` is what `smicast api --replay` serves from; it reads the files in the
+event loop's thread, one bounded chunk at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from smicast.record.reader import TraceStats, iter_frames
+from smicast.schema import Snapshot
+
+MIN_SPEED: Final = 0.01
+MAX_SPEED: Final = 10_000.0
+_DEFAULT_LOOP_GAP_S: Final = 1.0
+
+
+def timestamp_epoch(text: str) -> float | None:
+    """Seconds since the epoch of an RFC 3339 `timestamp`, or None when unparseable."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # the wire format is UTC; read a zone-less value as UTC too
+        return moment.replace(tzinfo=UTC).timestamp()
+    return moment.timestamp()
+
+
+class Pacer:
+    """How long to wait before each frame; pure, so tests drive it with any clock."""
+
+    def __init__(self, speed: float) -> None:
+        if not MIN_SPEED <= speed <= MAX_SPEED:
+            raise ValueError(f"speed must be between {MIN_SPEED} and {MAX_SPEED:g}")
+        self.speed = speed
+        self._anchor: tuple[float, float] | None = None  # (monotonic, epoch)
+        self._last_epoch: float | None = None
+        self._resume_at: float | None = None
+
+    def wait_s(self, epoch: float | None, now: float) -> float:
+        if epoch is None:
+            epoch = self._last_epoch
+            if epoch is None:
+                return 0.0
+        if self._anchor is None or (self._last_epoch is not None and epoch < self._last_epoch):
+            self._anchor = (now if self._resume_at is None else self._resume_at, epoch)
+            self._resume_at = None
+        self._last_epoch = epoch
+        anchor_now, anchor_epoch = self._anchor
+        return max(0.0, anchor_now + (epoch - anchor_epoch) / self.speed - now)
+
+    def rewind(self, gap_s: float) -> None:
+        """Start over: the next frame is due `gap_s` recorded seconds after the last one."""
+        if self._anchor is not None and self._last_epoch is not None:
+            anchor_now, anchor_epoch = self._anchor
+            self._resume_at = anchor_now + (self._last_epoch - anchor_epoch + gap_s) / self.speed
+        self._anchor = None
+        self._last_epoch = None
+
+
+def timeline(
+    paths: Sequence[Path], *, loop: bool, start_s: float = 0.0, stats: TraceStats | None = None
+) -> Iterator[tuple[Snapshot, float | None, float | None]]:
+    """(frame, epoch, loop gap): the gap is set on the first frame of every pass after the first."""
+    first_pass = stats if stats is not None else TraceStats()
+    pass_stats, skip_s, gap = first_pass, start_s, None
+    while True:
+        first: float | None = None
+        last: float | None = None
+        step = 0.0  # the last positive gap seen: the loop gap when the header has none
+        emitted = False
+        for snap in iter_frames(paths, pass_stats):
+            epoch = timestamp_epoch(snap.timestamp)
+            if epoch is not None:
+                if first is None:
+                    first = epoch
+                if last is not None and epoch > last:
+                    step = epoch - last
+                last = epoch
+            if skip_s and (first is None or epoch is None or epoch - first < skip_s):
+                continue
+            yield snap, epoch, gap
+            emitted, gap = True, None
+        if not loop or not emitted:
+            return
+        header = first_pass.header
+        gap = header.interval_ms / 1000 if header and header.interval_ms else step
+        gap = gap or _DEFAULT_LOOP_GAP_S
+        pass_stats, skip_s = TraceStats(), 0.0  # count skipped lines once, not once per pass
+
+
+def paced(
+    paths: Sequence[Path],
+    *,
+    speed: float,
+    loop: bool = False,
+    start_s: float = 0.0,
+    stats: TraceStats | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Iterator[Snapshot]:
+    """The frames, each returned when it is due."""
+    pacer = Pacer(speed)
+    for snap, epoch, gap in timeline(paths, loop=loop, start_s=start_s, stats=stats):
+        if gap is not None:
+            pacer.rewind(gap)
+        wait = pacer.wait_s(epoch, monotonic())
+        if wait > 0:
+            sleep(wait)
+        yield snap
+
+
+async def play(
+    paths: Sequence[Path],
+    *,
+    speed: float = 1.0,
+    loop: bool = False,
+    start_s: float = 0.0,
+    stats: TraceStats | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[Snapshot]:
+    """Async `paced()`: frames at the recorded pace, as recorded (nothing is re-stamped)."""
+    pacer = Pacer(speed)
+    for snap, epoch, gap in timeline(paths, loop=loop, start_s=start_s, stats=stats):
+        if gap is not None:
+            pacer.rewind(gap)
+        wait = pacer.wait_s(epoch, monotonic())
+        if wait > 0:
+            await sleep(wait)
+        else:
+            await asyncio.sleep(0)  # a fast trace must not starve the server's other tasks
+        yield snap
