@@ -91,10 +91,16 @@ async def replay_loop(
     state: ApiState, frames: AsyncIterator[Snapshot], *, stop: asyncio.Event
 ) -> None:
     """Serve a recording: each frame is published when the recording's pace says."""
-    async for snapshot in frames:
-        if stop.is_set():
-            break
-        state.publish(snapshot)
+    from smicast.record.reader import TraceError
+
+    try:
+        async for snapshot in frames:
+            if stop.is_set():
+                break
+            state.publish(snapshot)
+    except TraceError as exc:  # damaged later in the file: keep serving what we have
+        log.error("recording stopped: %s", exc)
+        return
     log.info("recording finished; serving the last frame")
 
 

@@ -91,6 +91,17 @@ def run(args: argparse.Namespace) -> int:
     for path in args.replay or ():
         if not Path(path).is_file():
             parser.error(f"--replay: {path}: no such file")
+    if args.replay:
+        from smicast.record.replay import check_speed
+
+        try:
+            check_speed(args.speed)
+        except ValueError as exc:
+            parser.error(f"--speed: {exc}")
+        problem = _replay_problem([Path(p) for p in args.replay])
+        if problem:
+            print(f"smicast {PROG}: error: {problem}", file=sys.stderr)
+            return 1
     _configure_logging()
 
     from smicast.api import cors
@@ -137,6 +148,19 @@ def run(args: argparse.Namespace) -> int:
     )
     _run_async(server)
     return 0
+
+
+def _replay_problem(paths: list[Path]) -> str | None:
+    """Read the first frame now, so a trace of another schema fails before we listen."""
+    from smicast.record.reader import TraceError, TraceStats, iter_frames
+
+    stats = TraceStats()
+    try:
+        for _ in iter_frames(paths, stats):
+            return None
+    except TraceError as exc:
+        return str(exc)
+    return f"{', '.join(map(str, paths))}: no frame to serve"
 
 
 def _run_async(server: object) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from smicast.record.format import parse_timecode
 from smicast.record.reader import TraceError, TraceStats, UnsupportedSchema
-from smicast.record.replay import MAX_SPEED, MIN_SPEED, paced, timeline
+from smicast.record.replay import MAX_SPEED, MIN_SPEED, check_speed, paced, timeline
 from smicast.schema import Snapshot
 
 PROG = "replay"
@@ -27,11 +27,10 @@ def _speed(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not MIN_SPEED <= value <= MAX_SPEED:
-        raise argparse.ArgumentTypeError(
-            f"expected a speed between {MIN_SPEED:g} and {MAX_SPEED:g}, got {text!r}"
-        )
-    return value
+    try:
+        return check_speed(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _timecode(text: str) -> float:

@@ -25,6 +25,7 @@ from smicast.record.format import ZSTD_LEVEL, ZSTD_MAX_WINDOW_BYTES, Codec
 CHUNK_BYTES: Final = 256 << 10  # peak memory is a few chunks; larger chunks read no faster
 _GZIP_WBITS: Final = 31  # zlib with a gzip header and trailer
 _AUTO_WBITS: Final = 47  # zlib or gzip, detected from the header
+_GZIP_READ_BYTES: Final = 16 << 10
 
 
 class Encoder(Protocol):
@@ -136,7 +137,9 @@ class ChunkSource:
         in_member = False
         while True:
             if not data:
-                data = raw.read(self.chunk_bytes)
+                # Small reads: a bounded decompress keeps the input it did not use and
+                # copies it on every call, so a large compressed read costs quadratically.
+                data = raw.read(_GZIP_READ_BYTES)
                 if not data:
                     # A member without its trailer is the normal state after a crash:
                     # keep what decoded, the torn line is dropped by the line reader.

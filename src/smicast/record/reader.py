@@ -22,6 +22,8 @@ from smicast.record.compression import CHUNK_BYTES, ChunkSource
 from smicast.record.format import MAX_HEADER_HOSTS, MAX_LINE_BYTES, codec_for_path
 from smicast.schema import SCHEMA_VERSION, Snapshot
 
+Line = bytes | memoryview
+
 
 class TraceError(Exception):
     """A trace cannot be read; the message is what the user sees."""
@@ -72,13 +74,18 @@ _META = msgspec.json.Decoder(_MetaLine)
 
 def split_lines(
     chunks: Iterable[bytes], stats: TraceStats, max_line_bytes: int = MAX_LINE_BYTES
-) -> Iterator[list[bytes]]:
-    """Complete lines in batches (one per chunk); the unterminated tail comes last."""
+) -> Iterator[list[Line]]:
+    """Complete lines in batches (one per chunk); the unterminated tail comes last.
+
+    Lines inside a chunk are memoryviews into it, not copies: at 30 KB a frame,
+    allocating each line costs as much as splitting it.
+    """
     parts: list[bytes] = []  # the line in progress, across chunks
     size = 0
     draining = False  # inside an oversized line: discard up to its newline
     for chunk in chunks:
         start = 0
+        batch: list[Line] = []
         if draining or parts:
             nl = chunk.find(b"\n")
             if nl < 0:
@@ -96,29 +103,32 @@ def split_lines(
                 parts, size = [], 0
             else:
                 parts.append(chunk[:nl])
-                yield [b"".join(parts)]
+                batch.append(b"".join(parts))
                 parts, size = [], 0
             start = nl + 1
-        lines = chunk[start:].split(b"\n") if start else chunk.split(b"\n")
-        tail = lines.pop()
-        if max(map(len, lines), default=0) > max_line_bytes:
-            stats.oversized += sum(1 for line in lines if len(line) > max_line_bytes)
-            lines = [line for line in lines if len(line) <= max_line_bytes]
-        if lines:
-            yield lines
-        if tail:
-            if len(tail) > max_line_bytes:
+        view = memoryview(chunk)
+        find = chunk.find
+        while (nl := find(b"\n", start)) >= 0:
+            if nl - start > max_line_bytes:
+                stats.oversized += 1
+            else:
+                batch.append(view[start:nl])
+            start = nl + 1
+        if batch:
+            yield batch
+        if start < len(chunk):
+            if len(chunk) - start > max_line_bytes:
                 stats.oversized += 1
                 draining = True
             else:
-                parts, size = [tail], len(tail)
+                parts, size = [chunk[start:]], len(chunk) - start
     if parts:
         yield [b"".join(parts)]  # no newline: a torn write, or a file cut short by hand
 
 
-def _classify(line: bytes, stats: TraceStats) -> None:
+def _classify(line: Line, stats: TraceStats) -> None:
     """A line that did not decode as a Snapshot: header, index, other schema or junk."""
-    if not line.strip():
+    if not bytes(line).strip():
         return
     try:
         meta = _META.decode(line)

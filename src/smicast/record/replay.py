@@ -40,13 +40,18 @@ def timestamp_epoch(text: str) -> float | None:
     return moment.timestamp()
 
 
+def check_speed(speed: float) -> float:
+    """The speed if it is usable; raises ValueError (with the bounds) otherwise."""
+    if not MIN_SPEED <= speed <= MAX_SPEED:
+        raise ValueError(f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}, got {speed:g}")
+    return speed
+
+
 class Pacer:
     """How long to wait before each frame; pure, so tests drive it with any clock."""
 
     def __init__(self, speed: float) -> None:
-        if not MIN_SPEED <= speed <= MAX_SPEED:
-            raise ValueError(f"speed must be between {MIN_SPEED} and {MAX_SPEED:g}")
-        self.speed = speed
+        self.speed = check_speed(speed)
         self._anchor: tuple[float, float] | None = None  # (monotonic, epoch)
         self._last_epoch: float | None = None
         self._resume_at: float | None = None

@@ -387,15 +387,33 @@
   const lagTotal = document.getElementById("lag-total");
   let droppedTotal = 0;
 
+  function pushNotice(item) {
+    lagList.insertBefore(item, lagList.firstChild);
+    while (lagList.children.length > MAX_NOTICES) lagList.lastChild.remove();
+    notices.hidden = false;
+  }
+
   function addLagNotice(dropped) {
     droppedTotal += dropped;
     setValue(lagTotal, String(droppedTotal), droppedTotal);
     const item = document.createElement("li");
     item.setAttribute("data-dropped", String(dropped));
     item.textContent = clockText(new Date()) + ": the stream fell behind and skipped " + dropped + " frame(s)";
-    lagList.insertBefore(item, lagList.firstChild);
-    while (lagList.children.length > MAX_NOTICES) lagList.lastChild.remove();
-    notices.hidden = false;
+    pushNotice(item);
+  }
+
+  function addServerNotice(data) {
+    let message = String(data);
+    try {
+      const parsed = JSON.parse(data);
+      if (parsed && typeof parsed.error === "string") message = parsed.error;
+    } catch (err) {
+      // not JSON: show it as it came
+    }
+    const item = document.createElement("li");
+    item.setAttribute("data-server-error", "");
+    item.textContent = clockText(new Date()) + ": server error: " + message.slice(0, 500);
+    pushNotice(item);
   }
 
   const errorBox = document.getElementById("reader-errors");
@@ -422,7 +440,7 @@
   const lastFrameEl = document.getElementById("last-frame");
   const noGpus = document.getElementById("no-gpus");
   let lastFrameAt = 0;
-  let frameGapMs = 0; // smoothed time between frames, for the stale-stream watchdog
+  let frameGapMs = 0; // smoothed time between frames (0: unknown), for the watchdog
   let drawPending = false;
 
   function onSnapshot(event) {
@@ -434,8 +452,9 @@
     }
     if (!snap || typeof snap !== "object") return;
     const now = Date.now();
-    if (lastFrameAt) {
-      const gap = now - lastFrameAt;
+    const gap = lastFrameAt ? now - lastFrameAt : 0;
+    if (gap > 50) {
+      // (frames replayed after a reconnect arrive back to back and say nothing of the pace)
       frameGapMs = frameGapMs ? 0.8 * frameGapMs + 0.2 * gap : gap;
     }
     lastFrameAt = now;
@@ -516,8 +535,14 @@
     });
     es.addEventListener("snapshot", onSnapshot);
     es.addEventListener("lag", onLag);
-    es.addEventListener("error", () => {
+    es.addEventListener("error", (event) => {
       if (es !== source) return;
+      if (event instanceof MessageEvent) {
+        // `event: error` sent by the server (a frame it could not encode); the
+        // stream itself is fine.
+        addServerNotice(event.data);
+        return;
+      }
       if (es.readyState === EventSource.CLOSED) {
         // The browser gave up (an HTTP error, a 503 over the subscriber cap, a
         // wrong content type): start again ourselves, with backoff.
@@ -543,7 +568,7 @@
   // the upstream): if no frame came for several intervals, open a new one.
   window.setInterval(() => {
     renderDetail();
-    if (!lastFrameAt || retryTimer) return;
+    if (!frameGapMs || retryTimer) return; // the pace is known after two frames
     const staleAfter = Math.max(STALE_MIN_MS, 4 * frameGapMs);
     const quietFor = Date.now() - Math.max(lastFrameAt, openedAt);
     if (quietFor > staleAfter && source && source.readyState === EventSource.OPEN) {
