@@ -90,6 +90,12 @@ class ApiState:
             "# TYPE smicast_frames_published_total counter",
             f"smicast_frames_published_total {self.frames_published}",
         ]
+        if self.bus.last_publish_s is not None:
+            out += [
+                "# HELP smicast_sse_fanout_seconds Time the last frame took to reach every subscriber's socket.",
+                "# TYPE smicast_sse_fanout_seconds gauge",
+                f"smicast_sse_fanout_seconds {self.bus.last_publish_s:.6f}",
+            ]
         collector = self.collector
         if collector is None:
             return "\n".join(out) + "\n"
