@@ -14,8 +14,10 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
+
 from smicast.record.format import parse_timecode
-from smicast.record.reader import TraceError, TraceStats, UnsupportedSchema
+from smicast.record.reader import TraceError, TraceFrame, TraceStats, UnsupportedSchema
 from smicast.record.replay import MAX_SPEED, MIN_SPEED, check_speed, paced, timeline
 from smicast.schema import Snapshot
 
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [Path(f) for f in args.files]
     stats = TraceStats()
-    frames: Iterator[Snapshot]
+    frames: Iterator[TraceFrame]
     if args.speed is not None:
         frames = paced(paths, speed=args.speed, loop=args.loop, start_s=args.start, stats=stats)
     else:
@@ -134,8 +136,19 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     printed = 0
     try:
-        for snap in frames:
-            out.write(render(snap, printed == 0))
+        for frame in frames:
+            if args.format == "ndjson":
+                # The recorded bytes as they are: checked JSON of schema 1, not rebuilt.
+                out.write(frame.line)
+                out.write(b"\n")
+            else:
+                try:
+                    snap = frame.snapshot()
+                except msgspec.ValidationError:
+                    stats.frames -= 1
+                    stats.corrupt += 1
+                    continue
+                out.write(render(snap, printed == 0))
             printed += 1
             if args.speed is not None:
                 out.flush()

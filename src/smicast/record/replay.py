@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from smicast.record.reader import TraceStats, iter_frames
+import msgspec
+
+from smicast.record.reader import TraceFrame, TraceStats, iter_trace_frames
 from smicast.schema import Snapshot
 
 MIN_SPEED: Final = 0.01
@@ -79,7 +81,7 @@ class Pacer:
 
 def timeline(
     paths: Sequence[Path], *, loop: bool, start_s: float = 0.0, stats: TraceStats | None = None
-) -> Iterator[tuple[Snapshot, float | None, float | None]]:
+) -> Iterator[tuple[TraceFrame, float | None, float | None]]:
     """(frame, epoch, loop gap): the gap is set on the first frame of every pass after the first."""
     first_pass = stats if stats is not None else TraceStats()
     pass_stats, skip_s, gap = first_pass, start_s, None
@@ -88,7 +90,7 @@ def timeline(
         last: float | None = None
         step = 0.0  # the last positive gap seen: the loop gap when the header has none
         emitted = False
-        for snap in iter_frames(paths, pass_stats):
+        for snap in iter_trace_frames(paths, pass_stats):
             epoch = timestamp_epoch(snap.timestamp)
             if epoch is not None:
                 if first is None:
@@ -117,7 +119,7 @@ def paced(
     stats: TraceStats | None = None,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
-) -> Iterator[Snapshot]:
+) -> Iterator[TraceFrame]:
     """The frames, each returned when it is due."""
     pacer = Pacer(speed)
     for snap, epoch, gap in timeline(paths, loop=loop, start_s=start_s, stats=stats):
@@ -139,9 +141,16 @@ async def play(
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Snapshot]:
-    """Async `paced()`: frames at the recorded pace, as recorded (nothing is re-stamped)."""
+    """Async `paced()`: typed frames at the recorded pace, as recorded (nothing is re-stamped)."""
     pacer = Pacer(speed)
-    for snap, epoch, gap in timeline(paths, loop=loop, start_s=start_s, stats=stats):
+    counts = stats if stats is not None else TraceStats()
+    for frame, epoch, gap in timeline(paths, loop=loop, start_s=start_s, stats=counts):
+        try:
+            snap = frame.snapshot()
+        except msgspec.ValidationError:
+            counts.frames -= 1
+            counts.corrupt += 1
+            continue
         if gap is not None:
             pacer.rewind(gap)
         wait = pacer.wait_s(epoch, monotonic())
