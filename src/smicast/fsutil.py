@@ -28,6 +28,13 @@ class OutputError(OSError):
     """A file could not be written; the message names the file and the reason."""
 
 
+def output_error(path: Path, exc: OSError) -> OutputError:
+    """`exc` as an OutputError naming `path` (unchanged if it already is one)."""
+    if isinstance(exc, OutputError):
+        return exc
+    return OutputError(exc.errno, _describe(path, exc))
+
+
 def _describe(path: Path, exc: OSError) -> str:
     if exc.errno == errno.ELOOP or (exc.errno == errno.EEXIST and path.is_symlink()):
         return f"{path}: refusing to write through a symbolic link"
@@ -95,7 +102,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.replace(path)
         except OSError as exc:
             raise OutputError(exc.errno, _describe(path, exc)) from exc
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         if fd >= 0:
             os.close(fd)
@@ -104,7 +111,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a new or renamed entry's name survive power loss; best effort."""
     with contextlib.suppress(OSError):
         dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:

@@ -4,18 +4,40 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 from smicast.collect import DEFAULT_TIMEOUT_S, Collector
 from smicast.include import IncludeError, Section, parse_cli
-from smicast.readers.registry import SimulateSpec, build_readers, parse_simulate
+from smicast.readers.registry import build_readers, parse_simulate
+
+T = TypeVar("T")
 
 
-def simulate_arg(text: str) -> SimulateSpec:
-    try:
-        return parse_simulate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse `type=` from a parser that raises ValueError with the user's message."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__  # argparse names the type in some messages
+    return convert
+
+
+simulate_arg = arg_type(parse_simulate)
+
+
+def add_include_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--include",
+        action="append",
+        metavar="SECTIONS",
+        help="comma-separated sections: gpu, cpu, memory, chassis, process, storage "
+        "(default gpu,cpu,memory,chassis); may be repeated",
+    )
 
 
 def positive_float(text: str) -> float:

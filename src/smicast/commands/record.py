@@ -15,7 +15,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smicast.commands._common import add_source_arguments, non_negative_float, sections_or_exit
+from smicast.commands._common import (
+    add_include_argument,
+    add_source_arguments,
+    arg_type,
+    non_negative_float,
+    sections_or_exit,
+)
 from smicast.fsutil import OutputError
 from smicast.include import Section
 from smicast.record.format import Codec, codec_for_path, parse_duration, parse_size
@@ -29,20 +35,6 @@ if TYPE_CHECKING:
 PROG = "record"
 MIN_INTERVAL_S = 0.05
 DEFAULT_INTERVAL_S = 3.0
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,21 +63,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--duration",
-        type=_duration,
+        type=arg_type(parse_duration),
         default=0.0,
         metavar="D",
         help="stop after D: 30, 30s, 5m, 1h, 1d (default: until interrupted)",
     )
-    p.add_argument(
-        "--include",
-        action="append",
-        metavar="SECTIONS",
-        help="comma-separated sections: gpu, cpu, memory, chassis, process, storage "
-        "(default gpu,cpu,memory,chassis); may be repeated",
-    )
+    add_include_argument(p)
     p.add_argument(
         "--max-size",
-        type=_size,
+        type=arg_type(parse_size),
         default=100 << 20,
         metavar="SIZE",
         help="rotate when the active file holds SIZE uncompressed bytes: e.g. 100M, "

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 
+from smicast.commands._common import arg_type
 from smicast.record.format import parse_timecode
 from smicast.record.reader import TraceError, TraceFrame, TraceStats, UnsupportedSchema
 from smicast.record.replay import MAX_SPEED, MIN_SPEED, check_speed, paced, timeline
@@ -31,13 +32,6 @@ def _speed(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     try:
         return check_speed(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _timecode(text: str) -> float:
-    try:
-        return parse_timecode(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -70,7 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--start",
-        type=_timecode,
+        type=arg_type(parse_timecode),
         default=0.0,
         metavar="HH:MM:SS",
         help="begin this far into the trace (HH:MM:SS, MM:SS or SS)",

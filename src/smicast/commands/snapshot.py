@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from smicast.commands._common import (
+    add_include_argument,
     add_source_arguments,
     make_collector,
     non_negative_float,
@@ -33,13 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Collect this machine's telemetry once (or --samples times) and print it.",
     )
     p.add_argument("--format", choices=("json", "csv", "prometheus"), default="json")
-    p.add_argument(
-        "--include",
-        action="append",
-        metavar="SECTIONS",
-        help="comma-separated sections: gpu, cpu, memory, chassis, process, storage "
-        "(default gpu,cpu,memory,chassis); may be repeated",
-    )
+    add_include_argument(p)
     p.add_argument(
         "--query", metavar="PATHS", help="CSV columns as dot paths, e.g. name,detail.Brand"
     )

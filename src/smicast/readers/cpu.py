@@ -18,6 +18,7 @@ import msgspec
 
 from smicast.include import Section
 from smicast.readers import WALL_CLOCK, Clock, ReadError, default_hostname
+from smicast.readers.kernelfs import read_text
 from smicast.schema import CoreUtilization, CpuInfo, CpuSocketInfo, PlatformType, local_time_text
 
 _TEMP_DRIVERS: Final = ("coretemp", "k10temp", "zenpower", "cpu_thermal")
@@ -26,23 +27,6 @@ _ARM_VENDORS: Final = {"0x41": "ARM", "0x48": "HiSilicon", "0x4e": "NVIDIA", "0x
 # Sampling this many cores per socket gives a fair average clock; reading every
 # scaling_cur_freq on a 256-thread host would cost more than the rest of the read.
 _FREQ_SAMPLES_PER_SOCKET: Final = 16
-
-
-def _read(path: str) -> str:
-    # os.open/os.read costs half of Path.read_text; a small first read avoids allocating
-    # a large buffer per file. Kernel files here are generated whole, so only a full
-    # first chunk can have more behind it.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.read(fd, 4096)
-        if len(data) == 4096:
-            parts = [data]
-            while chunk := os.read(fd, 65536):
-                parts.append(chunk)
-            data = b"".join(parts)
-        return data.decode()
-    finally:
-        os.close(fd)
 
 
 def _read_or(path: Path, default: str = "") -> str:
@@ -224,7 +208,7 @@ class CpuReader:
         processors, extra = parse_cpuinfo(_read_or(procfs / "cpuinfo"))
         first = processors[0] if processors else {}
         try:  # without it the first read averages since boot, which is still true
-            self._prev = parse_stat(_read(self._stat_path))
+            self._prev = parse_stat(read_text(self._stat_path))
         except (OSError, ValueError, IndexError):
             self._prev = {}
         cpus = [int(p["processor"]) for p in processors]
@@ -280,7 +264,7 @@ class CpuReader:
             if wait_s > 0:
                 self._sleep(wait_s)
         try:
-            now = parse_stat(_read(self._stat_path))
+            now = parse_stat(read_text(self._stat_path))
         except (OSError, ValueError, IndexError) as exc:
             raise ReadError(f"cannot read {self._stat_path}: {exc}") from exc
         prev, self._prev = self._prev, now
@@ -327,7 +311,7 @@ class CpuReader:
         temps: dict[int | None, int] = {}
         for sensor in self._temps:
             try:
-                celsius = int(_read(sensor.path)) // 1000
+                celsius = int(read_text(sensor.path)) // 1000
             except (OSError, ValueError):
                 continue
             temps[sensor.socket_id] = max(celsius, temps.get(sensor.socket_id, celsius))
@@ -339,12 +323,12 @@ class CpuReader:
                 return {
                     s: sum(khz) // len(khz) // 1000
                     for s, paths in self._freq_paths.items()
-                    if (khz := [int(_read(p)) for p in paths])
+                    if (khz := [int(read_text(p)) for p in paths])
                 }
             if not self._mhz_order:
                 return {}
             # No cpufreq driver (most VMs): the kernel's own figure in /proc/cpuinfo.
-            mhz = _cpuinfo_mhz(_read(self._cpuinfo_path))
+            mhz = _cpuinfo_mhz(read_text(self._cpuinfo_path))
         except (OSError, ValueError):
             return {}
         by_socket: dict[int, list[float]] = {}
@@ -357,7 +341,7 @@ class CpuReader:
             return None
         now = self._monotonic()
         try:  # all zones or none: a partial update would skew the next interval
-            readings = [int(_read(zone.path)) for zone in self._rapl]
+            readings = [int(read_text(zone.path)) for zone in self._rapl]
         except (OSError, ValueError):
             return None
         joules = 0.0

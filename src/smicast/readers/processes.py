@@ -17,24 +17,8 @@ import msgspec
 
 from smicast.include import Section
 from smicast.readers import WALL_CLOCK, Clock, GpuProcess, GpuReader
+from smicast.readers.kernelfs import read_bytes
 from smicast.schema import ProcessInfo
-
-
-def _read(path: str) -> bytes:
-    # os.open/os.read costs half of Path.read_bytes; a small first read avoids allocating
-    # a large buffer per file. /proc files are generated whole, so only a full first
-    # chunk (a long cmdline) can have more behind it.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.read(fd, 4096)
-        if len(data) == 4096:
-            parts = [data]
-            while chunk := os.read(fd, 65536):
-                parts.append(chunk)
-            data = b"".join(parts)
-        return data
-    finally:
-        os.close(fd)
 
 
 def _passwd_name(uid: int) -> str:
@@ -119,9 +103,9 @@ class ProcessReader:
         pid = gpu_proc.pid
         base = f"{self._proc}/{pid}/"
         try:
-            stat = _read(base + "stat").decode("utf-8", "replace")
-            status = _read(base + "status").decode("utf-8", "replace")
-            cmdline = _read(base + "cmdline")
+            stat = read_bytes(base + "stat").decode("utf-8", "replace")
+            status = read_bytes(base + "status").decode("utf-8", "replace")
+            cmdline = read_bytes(base + "cmdline")
         except OSError:  # gone since the GPU listed it, or hidden from us (hidepid)
             return None
         # comm may itself contain spaces and parentheses: it ends at the last ")".

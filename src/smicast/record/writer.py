@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from smicast.encode import snapshot_json, with_process_limits
-from smicast.fsutil import OutputError, create_new, write_all
+from smicast.fsutil import OutputError, create_new, fsync_dir, output_error, write_all
 from smicast.record.compression import Encoder, make_encoder
 from smicast.record.format import (
     INDEX_EVERY_N_FRAMES,
@@ -72,23 +72,6 @@ class WriterStats:
     raw_bytes: int = 0  # uncompressed, every segment
     written_bytes: int = 0  # handed to the files (compressed)
     rotations: int = 0
-
-
-def _output_error(path: Path, exc: OSError) -> OutputError:
-    if isinstance(exc, OutputError):
-        return exc
-    reason = "no space left on device" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-    return OutputError(exc.errno, f"{path}: {reason}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes a new or renamed segment's name survive power loss; best effort.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class TraceWriter:
@@ -149,7 +132,7 @@ class TraceWriter:
                 self._rotate()
         except OSError as exc:
             self._abandon()
-            raise _output_error(self.path, exc) from exc
+            raise output_error(self.path, exc) from exc
 
     def close(self) -> None:
         """Finish the compressed stream and close; safe to call after a failure."""
@@ -159,11 +142,11 @@ class TraceWriter:
             self._finish_segment()
         except OSError as exc:
             self._abandon()
-            raise _output_error(self.path, exc) from exc
+            raise output_error(self.path, exc) from exc
 
     def _open_segment(self) -> None:
         self._sink = self._open_sink(self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._encoder = make_encoder(self.codec)
         self._segment_bytes = 0
         self._segment_frames = 0
