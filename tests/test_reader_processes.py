@@ -92,8 +92,18 @@ def test_contract_and_enriched_fields() -> None:
         (4242, 1),
         (5151, 1),
         (777, 0),
+        (99999, 0),
         (31337, 1),
-    ]  # 99999 vanished between the GPU listing and /proc: dropped
+    ]  # 99999 has no /proc entry: kept with what the GPU reader knows
+    unseen = items[4]
+    assert isinstance(unseen, ProcessInfo)
+    assert (unseen.process_name, unseen.command, unseen.user, unseen.cpu_percent) == (
+        "",
+        "",
+        "",
+        None,
+    )
+    assert unseen.used_memory > 0 and unseen.uses_gpu
     python = items[0]
     assert python == ProcessInfo(
         device_id=0,

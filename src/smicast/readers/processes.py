@@ -38,6 +38,32 @@ def _field_after(text: str, key: str) -> str:
     return text[start : end if end >= 0 else None]
 
 
+def _unseen(gpu_proc: GpuProcess) -> ProcessInfo:
+    """What the GPU reader knows of a process whose /proc entry we cannot read."""
+    return ProcessInfo(
+        device_id=gpu_proc.device_id,
+        device_uuid=gpu_proc.device_uuid,
+        pid=gpu_proc.pid,
+        process_name="",
+        used_memory=gpu_proc.used_memory,
+        cpu_percent=None,
+        memory_percent=None,
+        memory_rss=0,
+        memory_vms=0,
+        user="",
+        state="",
+        start_time="",
+        cpu_time=0,
+        command="",
+        ppid=0,
+        threads=0,
+        uses_gpu=True,
+        priority=0,
+        nice_value=0,
+        gpu_utilization=gpu_proc.gpu_utilization,
+    )
+
+
 class ProcessReader:
     name = "processes"
     section = Section.PROCESS
@@ -76,7 +102,7 @@ class ProcessReader:
 
     def read(self) -> list[ProcessInfo]:
         listed = [p for reader in self._gpu_readers for p in reader.read_processes()]
-        seen: dict[int, ProcessInfo | None] = {}
+        seen: dict[int, ProcessInfo] = {}
         history: dict[int, tuple[int, int, float]] = {}
         items: list[ProcessInfo] = []
         for gpu_proc in listed:
@@ -91,23 +117,24 @@ class ProcessReader:
                 continue
             if gpu_proc.pid not in seen:  # one pid on several GPUs: sample its CPU time once
                 seen[gpu_proc.pid] = self._describe(gpu_proc, history)
-            info = seen[gpu_proc.pid]
-            if info is not None:
-                items.append(msgspec.structs.replace(info, **device))
+            items.append(msgspec.structs.replace(seen[gpu_proc.pid], **device))
         self._history = history  # pids no longer on a GPU are forgotten
         return items
 
     def _describe(
         self, gpu_proc: GpuProcess, history: dict[int, tuple[int, int, float]]
-    ) -> ProcessInfo | None:
+    ) -> ProcessInfo:
         pid = gpu_proc.pid
         base = f"{self._proc}/{pid}/"
         try:
             stat = read_bytes(base + "stat").decode("utf-8", "replace")
             status = read_bytes(base + "status").decode("utf-8", "replace")
             cmdline = read_bytes(base + "cmdline")
-        except OSError:  # gone since the GPU listed it, or hidden from us (hidepid)
-            return None
+        except OSError:
+            # Exited since the GPU listed it, hidden (hidepid), or in another PID namespace
+            # (a container's view of host processes). The GPU's own figures are still
+            # true, and GPU memory held by a process we cannot see is worth knowing.
+            return _unseen(gpu_proc)
         # comm may itself contain spaces and parentheses: it ends at the last ")".
         comm = stat[stat.find("(") + 1 : stat.rfind(")")]
         f = stat[stat.rfind(")") + 2 :].split()
