@@ -54,7 +54,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--processes", action="store_true", help="collect GPU processes (off by default: privacy)"
     )
-    p.add_argument("--timeout-ms", type=int, default=5000, help="per-reader timeout (default 5000)")
+    p.add_argument(
+        "--timeout-ms",
+        type=int,
+        default=5000,
+        help="per-reader timeout (default 5000, at most the interval)",
+    )
     p.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard at /")
     p.add_argument(
         "--replay", nargs="+", metavar="FILE", help="serve a recording instead of this machine"
@@ -111,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     sections = (
         DEFAULT_SECTIONS | {Section.STORAGE} | ({Section.PROCESS} if args.processes else set())
     )
-    collector = (
-        None if args.replay else make_collector(args, frozenset(sections), args.timeout_ms / 1000)
-    )
+    # A reader may take at most one interval, so a hung driver never costs a tick.
+    timeout_s = min(args.timeout_ms / 1000, args.interval)
+    collector = None if args.replay else make_collector(args, frozenset(sections), timeout_s)
     state = ApiState(
         interval_s=args.interval,
         sections=frozenset(sections),
