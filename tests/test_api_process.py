@@ -175,3 +175,26 @@ def test_bad_options_exit_2(args: list[str]) -> None:
         timeout=30,
     )
     assert result.returncode == 2, result.stderr
+
+
+def test_default_bind_answers_on_ipv4_and_ipv6_loopback() -> None:
+    port = free_port()
+    proc = start_api("--simulate", "nvidia:1", "--interval", "0.2", "--port", str(port))
+    try:
+        wait_listening(proc, 1)
+        targets = [(socket.AF_INET, "127.0.0.1")]
+        if socket.has_ipv6:
+            try:
+                with socket.socket(socket.AF_INET6) as probe:
+                    probe.bind(("::1", 0))
+                targets.append((socket.AF_INET6, "::1"))
+            except OSError:
+                pass  # no IPv6 loopback in this sandbox
+        for family, host in targets:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(10)
+                s.connect((host, port))
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert s.recv(64).startswith(b"HTTP/1.1 200"), host
+    finally:
+        reap(proc)
