@@ -10,6 +10,8 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# Chromium only recommends a font; the dashboard screenshot needs one to show text.
+[ -d /usr/share/fonts/truetype/liberation ] || need+=(fonts-liberation)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
