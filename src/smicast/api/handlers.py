@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from importlib import resources
 from typing import Final
 
@@ -105,6 +106,7 @@ async def ready(request: web.Request) -> web.StreamResponse:
     return web.Response(text="smicast is ready.\n", headers={"Cache-Control": "no-store"})
 
 
+@functools.cache  # package data does not change while we run: read each file once
 def _static_file(name: str) -> bytes | None:
     try:
         return (resources.files("smicast.api") / "static" / name).read_bytes()
