@@ -106,7 +106,8 @@ async def ready(request: web.Request) -> web.StreamResponse:
     return web.Response(text="smicast is ready.\n", headers={"Cache-Control": "no-store"})
 
 
-@functools.cache  # package data does not change while we run: read each file once
+# Package data does not change while we run; bounded, since names come from requests.
+@functools.lru_cache(maxsize=32)
 def _static_file(name: str) -> bytes | None:
     try:
         return (resources.files("smicast.api") / "static" / name).read_bytes()
