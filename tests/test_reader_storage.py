@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,3 +130,79 @@ def test_this_machine() -> None:
     assert [s.mount_point for s in items if isinstance(s, StorageInfo)] == sorted(
         s.mount_point for s in items if isinstance(s, StorageInfo)
     )
+
+
+CLUSTER_TABLE = """\
+22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw
+30 22 0:40 / /lustre/scratch rw shared:5 - lustre 10.0.0.1@o2ib:/scratch rw
+31 22 0:41 / /gpfs/fs1 rw shared:6 - gpfs fs1 rw
+32 22 0:42 / /mnt/beegfs rw shared:7 - beegfs beegfs_nodev rw
+33 22 0:43 / /mnt/weka rw shared:8 - wekafs default rw
+34 22 0:44 / /mnt/host rw shared:9 - 9p hostshare rw
+35 22 0:45 / /mnt/virtio rw shared:10 - virtiofs myfs rw
+36 22 0:46 / /mnt/s3 rw shared:11 - fuse.s3fs s3fs rw
+37 22 0:47 / /mnt/plainfuse rw shared:12 - fuse fuse rw
+38 22 0:48 / /mnt/auto rw shared:13 - autofs systemd-1 rw
+39 22 259:1 / /data rw,relatime shared:34 - xfs /dev/nvme0n1p1 rw
+40 22 8:17 / /mnt/usb rw,relatime shared:35 - fuseblk /dev/sdb1 rw
+"""
+
+
+def write_table(root: Path, table: str) -> Path:
+    (root / "self").mkdir(parents=True, exist_ok=True)
+    (root / "self" / "mountinfo").write_text(table)
+    return root
+
+
+def test_cluster_network_and_fuse_filesystems_are_never_asked(tmp_path: Path) -> None:
+    sizes = Vfs(f_blocks=100, f_bavail=50)
+    points = ["/", "/data", "/mnt/usb"]
+    every = [line.split(" ")[4] for line in CLUSTER_TABLE.splitlines()]
+    statvfs = FakeStatvfs(dict.fromkeys(every, sizes))
+    items = StorageReader(write_table(tmp_path, CLUSTER_TABLE), statvfs=statvfs).read()
+    assert [s.mount_point for s in items] == points  # fuseblk is a local disk (ntfs-3g)
+    assert sorted(statvfs.asked) == sorted(points)
+
+
+class HangingStatvfs(FakeStatvfs):
+    """statvfs that blocks for one path until released, as on a dead NFS server."""
+
+    def __init__(self, sizes: dict[str, Vfs], hung: str) -> None:
+        super().__init__(sizes)
+        self.hung = hung
+        self.release = threading.Event()
+
+    def __call__(self, path: str) -> Vfs:
+        result = super().__call__(path)
+        if path == self.hung:
+            self.release.wait(30)
+        return result
+
+
+def test_a_hung_mount_costs_only_its_own_row(tmp_path: Path) -> None:
+    table = (
+        "22 1 8:2 / / rw - ext4 /dev/sda2 rw\n"
+        "39 22 259:1 / /data rw - xfs /dev/nvme0n1p1 rw\n"
+        "40 22 259:2 / /stuck rw - xfs /dev/nvme1n1p1 rw\n"
+        "41 22 259:3 / /zeta rw - ext4 /dev/nvme2n1p1 rw\n"
+    )
+    sizes = Vfs(f_blocks=100, f_bavail=50)
+    statvfs = HangingStatvfs(dict.fromkeys(["/", "/data", "/stuck", "/zeta"], sizes), "/stuck")
+    reader = StorageReader(write_table(tmp_path, table), statvfs=statvfs, statvfs_timeout_s=0.05)
+    try:
+        first = reader.read()
+        assert [(s.index, s.mount_point) for s in first] == [(0, "/"), (1, "/data"), (2, "/zeta")]
+        # Still hung: skipped without a second call (no thread piles up behind it).
+        second = reader.read()
+        assert [s.mount_point for s in second] == ["/", "/data", "/zeta"]
+        assert statvfs.asked.count("/stuck") == 1
+    finally:
+        statvfs.release.set()
+    # Once the hung call has returned in its own thread, the mount is asked again.
+    for _ in range(500):
+        items = reader.read()
+        if len(items) == 4:
+            break
+        threading.Event().wait(0.01)
+    assert [s.mount_point for s in items] == ["/", "/data", "/stuck", "/zeta"]
+    assert statvfs.asked.count("/stuck") == 2

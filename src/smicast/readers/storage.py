@@ -1,13 +1,17 @@
 """Mounted filesystems on Linux: /proc/self/mountinfo, filtered as all-smi shows them.
 
 Pseudo filesystems, container plumbing (Docker's bind-mounted /etc files, image
-layers under /var/lib/docker) and network shares are left out; a filesystem
-mounted at several places (bind mounts) is shown once, at its shortest mount point.
+layers under /var/lib/docker) and network and cluster filesystems are left out; a
+filesystem mounted at several places (bind mounts) is shown once, at its shortest
+mount point. Each remaining mount's statvfs runs in its own short-lived thread under
+a deadline, so a hung mount costs only its own row.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +33,6 @@ _PSEUDO_FS: Final = frozenset(
         "devpts",
         "devtmpfs",
         "efivarfs",
-        "fuse.gvfsd-fuse",
-        "fuse.lxcfs",
-        "fuse.portal",
         "fusectl",
         "hugetlbfs",
         "mqueue",
@@ -51,10 +52,31 @@ _PSEUDO_FS: Final = frozenset(
     ]
 )
 # A statvfs on a hung share blocks until the server answers; all-smi (through
-# sysinfo) leaves these out as well.
+# sysinfo) leaves these out as well. Cluster filesystems are shared by every node,
+# so a row for them says nothing about this machine. Every FUSE filesystem
+# (`fuse` and `fuse.*`: sshfs, s3fs, lxcfs, gvfs...) is left out too: its answers
+# come from a user-space daemon that may hang.
 _NETWORK_FS: Final = frozenset(
-    ["nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "fuse.sshfs"]
+    [
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "wekafs",
+        "9p",
+        "virtiofs",
+        "afs",
+        "fuse",
+    ]
 )
+# How long one read waits for the statvfs calls it started.
+STATVFS_TIMEOUT_S: Final = 0.5
 _HIDDEN_MOUNTS: Final = frozenset(
     {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/timezone", "/etc/localtime"}
     | {"/boot", "/boot/efi"}  # system partitions, hidden by all-smi too
@@ -119,7 +141,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
 
 def _shown(mount: Mount) -> bool:
     point, fs = mount.mount_point, mount.fs_type
-    if fs in _NETWORK_FS or point in _HIDDEN_MOUNTS:
+    if fs in _NETWORK_FS or fs.startswith("fuse.") or point in _HIDDEN_MOUNTS:
         return False
     if fs in _PSEUDO_FS and not (fs == "overlay" and point == "/"):  # a container's root
         return False
@@ -142,6 +164,24 @@ def _wire_text(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+class _StatvfsCall:
+    """One statvfs in a daemon thread: a call that never returns holds only its thread."""
+
+    def __init__(self, statvfs: Callable[[str], StatvfsResult], path: str) -> None:
+        self.done = threading.Event()
+        self.result: StatvfsResult | None = None
+        self._statvfs, self._path = statvfs, path
+        threading.Thread(target=self._run, name="smicast-statvfs", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._statvfs(self._path)
+        except OSError:  # unmounted since, or not ours to look at
+            pass
+        finally:
+            self.done.set()
+
+
 class StorageReader:
     name = "storage"
     section = Section.STORAGE
@@ -151,10 +191,14 @@ class StorageReader:
         procfs: Path = Path("/proc"),
         *,
         statvfs: Callable[[str], StatvfsResult] = os.statvfs,
+        statvfs_timeout_s: float = STATVFS_TIMEOUT_S,
         hostname: str | None = None,
     ) -> None:
         self._mountinfo = procfs / "self" / "mountinfo"
         self._statvfs = statvfs
+        self._statvfs_timeout_s = statvfs_timeout_s
+        # mount point -> a statvfs that outlived its read; not asked again until it returns
+        self._hung: dict[str, _StatvfsCall] = {}
         self._host = hostname or default_hostname()
         self._last_table = b""
         self._mounts: list[Mount] = []
@@ -167,13 +211,20 @@ class StorageReader:
         if table != self._last_table:  # the mount table rarely changes: filter it once
             self._mounts = select_mounts(parse_mountinfo(table.decode("utf-8", "surrogateescape")))
             self._last_table = table
+        self._hung = {p: c for p, c in self._hung.items() if not c.done.is_set()}
+        calls = [
+            (mount, _StatvfsCall(self._statvfs, mount.mount_point))
+            for mount in self._mounts
+            if mount.mount_point not in self._hung
+        ]
+        deadline = time.monotonic() + self._statvfs_timeout_s
         items: list[StorageInfo] = []
-        for mount in self._mounts:
-            try:
-                st = self._statvfs(mount.mount_point)
-            except OSError:  # unmounted since, or not ours to look at
+        for mount, call in calls:
+            if not call.done.wait(max(0.0, deadline - time.monotonic())):
+                self._hung[mount.mount_point] = call
                 continue
-            if st.f_blocks == 0:
+            st = call.result
+            if st is None or st.f_blocks == 0:
                 continue
             items.append(
                 StorageInfo(
