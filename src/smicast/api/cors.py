@@ -1,4 +1,4 @@
-"""Deny-by-default CORS from `SMICAST_API_CORS_ALLOWED_ORIGINS`.
+"""Deny-by-default CORS from `SMICAST_API_CORS_ALLOWED_ORIGINS` (or all-smi's `ALL_SMI_*` name).
 
 Unset or blank: no CORS header is ever sent, so browsers keep telemetry same-origin.
 `*`: any origin (logged loudly). Otherwise a comma-separated exact allowlist.
@@ -14,6 +14,8 @@ from typing import Final
 
 from aiohttp import web
 
+from smicast.envconfig import lookup
+
 log = logging.getLogger("smicast.api")
 
 ALLOW_METHODS: Final = "GET, OPTIONS"
@@ -28,13 +30,15 @@ class CorsPolicy:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | os._Environ[str] = os.environ) -> CorsPolicy:
-        raw = environ.get("SMICAST_API_CORS_ALLOWED_ORIGINS", "").strip()
-        if not raw:
+        env = lookup("API_CORS_ALLOWED_ORIGINS", environ)  # all-smi's name is the fallback
+        if env is None:
             return cls()
+        raw = env.value
         if raw == "*":
             log.warning(
-                "SMICAST_API_CORS_ALLOWED_ORIGINS=*: any web page can read this host's telemetry "
-                "(process names, users, host name); prefer an explicit origin list"
+                "%s=*: any web page can read this host's telemetry "
+                "(process names, users, host name); prefer an explicit origin list",
+                env.name,
             )
             return cls(any_origin=True)
         origins = set()

@@ -14,6 +14,7 @@ from smicast.api.bus import FrameBus
 from smicast.api.frame import Frame
 from smicast.collect import Collector
 from smicast.encode import with_process_limits
+from smicast.envconfig import lookup
 from smicast.include import Section
 from smicast.readers import default_hostname
 from smicast.schema import Snapshot
@@ -25,16 +26,18 @@ FRESH_COLLECT_TIMEOUT_S: Final = 5.0
 
 
 def max_subscribers_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
-    raw = environ.get("SMICAST_API_MAX_SSE_SUBSCRIBERS", "").strip()
-    if not raw:
+    env = lookup("API_MAX_SSE_SUBSCRIBERS", environ)  # all-smi's name is the fallback
+    if env is None:
         return DEFAULT_MAX_SUBSCRIBERS
+    raw = env.value
     try:
         value = int(raw)
     except ValueError:
         value = -1
     if value < 0:
         log.warning(
-            "SMICAST_API_MAX_SSE_SUBSCRIBERS=%r is not a whole number >= 0; using %d",
+            "%s=%r is not a whole number >= 0; using %d",
+            env.name,
             raw[:64],
             DEFAULT_MAX_SUBSCRIBERS,
         )

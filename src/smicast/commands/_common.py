@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
 from smicast.collect import DEFAULT_TIMEOUT_S, Collector
+from smicast.envconfig import parse_bool
 from smicast.include import IncludeError, Section, parse_cli
 from smicast.readers.registry import build_readers, parse_simulate
 
@@ -28,6 +29,7 @@ def arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 
 simulate_arg = arg_type(parse_simulate)
+bool_arg = arg_type(parse_bool)  # all-smi's `--flag=true|false` forms
 
 
 def add_include_argument(parser: argparse.ArgumentParser) -> None:

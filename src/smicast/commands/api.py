@@ -13,11 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-from smicast.commands._common import add_source_arguments, make_collector, positive_float
+from smicast.commands import api_settings
+from smicast.commands._common import add_source_arguments, bool_arg, make_collector, positive_float
 from smicast.include import DEFAULT_SECTIONS, Section
 
 PROG = "api"
-_DEFAULT_SOCKET = "default"
+_DEFAULT_SOCKET = api_settings.DEFAULT_SOCKET
 MIN_INTERVAL_S = 0.01
 
 
@@ -28,7 +29,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Collect on a fixed schedule and serve every frame over HTTP (TCP and/or a Unix socket).",
     )
     p.add_argument(
-        "-p", "--port", type=int, default=9090, help="TCP port (default 9090; 0 disables TCP)"
+        "-p",
+        "--port",
+        type=int,
+        default=None,
+        help="TCP port (default 9090, or SMICAST_API_PORT / ALL_SMI_API_PORT; 0 disables TCP)",
     )
     p.add_argument(
         "--bind",
@@ -48,11 +53,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-i",
         "--interval",
         type=positive_float,
-        default=3.0,
-        help="seconds between collections (default 3)",
+        default=None,
+        help="seconds between collections (default 3, or SMICAST_API_INTERVAL_SECS)",
     )
     p.add_argument(
-        "--processes", action="store_true", help="collect GPU processes (off by default: privacy)"
+        "--processes",
+        nargs="?",
+        const=True,
+        default=None,
+        type=bool_arg,
+        metavar="BOOL",
+        help="collect GPU processes (off by default: privacy); --processes=false turns it off",
     )
     p.add_argument(
         "--timeout-ms",
@@ -83,6 +94,10 @@ def _configure_logging() -> None:
 
 def run(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.parser
+    try:
+        settings_sources = api_settings.resolve(args)
+    except api_settings.SettingError as exc:
+        parser.error(str(exc))
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0..65535, got {args.port}")
     if args.interval < MIN_INTERVAL_S:
@@ -108,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"smicast {PROG}: error: {problem}", file=sys.stderr)
             return 1
     _configure_logging()
+    if settings_sources:
+        logging.getLogger("smicast.api").info("settings: %s", ", ".join(settings_sources))
 
     from smicast.api import cors
     from smicast.api.server import ListenError, Server, default_socket_path, open_tcp, open_unix

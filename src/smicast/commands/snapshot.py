@@ -16,6 +16,7 @@ from pathlib import Path
 from smicast.commands._common import (
     add_include_argument,
     add_source_arguments,
+    bool_arg,
     make_collector,
     non_negative_float,
     sections_or_exit,
@@ -53,10 +54,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--pretty",
-        action=argparse.BooleanOptionalAction,
+        nargs="?",
+        const=True,
         default=None,
-        help="indent JSON (default: only when stdout is a terminal)",
+        type=bool_arg,
+        metavar="BOOL",
+        help="indent JSON (default: only when stdout is a terminal); --pretty=false as all-smi",
     )
+    p.add_argument("--no-pretty", dest="pretty", action="store_false", help="compact JSON")
     add_source_arguments(p)
     p.set_defaults(parser=p)
 
