@@ -214,3 +214,31 @@ def test_processes_of_other_drivers_and_files_are_ignored(tree: Path) -> None:
 def test_no_proc_means_no_processes(tmp_path: Path) -> None:
     reader = AmdReader(DATA / "sys", tmp_path / "absent", hostname="n", clock=SteppingClock())
     assert reader.read_processes() == []
+
+
+MI300 = Path(__file__).parent / "data" / "amd-mi300"
+
+
+def test_mi300_without_an_edge_sensor_reports_junction() -> None:
+    [gpu] = check_reader(make_reader(MI300))[-1]
+    assert isinstance(gpu, GpuInfo)
+    assert gpu.name == "AMD Instinct MI300X"
+    assert gpu.temperature == 57  # temp2 "junction"; there is no temp1 "edge"
+    assert (gpu.utilization, gpu.frequency, gpu.power_consumption) == (62.0, 2100, 512.0)
+
+
+def test_temperature_sensor_is_chosen_by_label(tree: Path) -> None:
+    hwmon = tree / "sys" / "class" / "drm" / "card0" / "device" / "hwmon" / "hwmon3"
+    assert make_reader(tree).read()[0].temperature == 48  # temp1 "edge"
+    # Labels, not numbers, decide: a kernel that numbers edge second still reads edge.
+    (hwmon / "temp1_label").write_text("junction\n")
+    (hwmon / "temp2_label").write_text("edge\n")
+    assert make_reader(tree).read()[0].temperature == round(
+        int((hwmon / "temp2_input").read_text()) / 1000
+    )
+    (hwmon / "temp2_label").write_text("mem\n")
+    assert make_reader(tree).read()[0].temperature == 48  # junction before mem
+    # No labels at all (old kernels): temp1.
+    (hwmon / "temp1_label").unlink()
+    (hwmon / "temp2_label").unlink()
+    assert make_reader(tree).read()[0].temperature == 48

@@ -31,6 +31,10 @@ _PCI_ADDRESS = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 _CURRENT_LEVEL = re.compile(r"^\s*\S+:\s*(\d+)\s*mhz\s*\*", re.IGNORECASE | re.MULTILINE)
 _GT_PER_S_GENERATION: Final = {2.5: 1, 5.0: 2, 8.0: 3, 16.0: 4, 32.0: 5, 64.0: 6}
 _SIZE_UNITS: Final = {"": 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+# amdgpu's hwmon names its sensors in tempN_label; the GPU temperature is the first of
+# these that the card has (MI300-class GPUs have no edge sensor).
+_TEMPERATURE_LABELS: Final = ("edge", "junction", "mem")
+_TEMP_LABEL = re.compile(r"temp(\d+)_label")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +42,7 @@ class AmdCard:
     index: int
     device: Path
     hwmon: Path | None
+    temperature_input: Path | None
     pci_address: str
     name: str
     uuid: str
@@ -79,7 +84,8 @@ class AmdReader:
         device, hwmon = card.device, card.hwmon
         detail = dict(card.detail)
         busy = _read_int(device / "gpu_busy_percent")
-        temperature = _read_int(hwmon / "temp1_input") if hwmon else None
+        sensor = card.temperature_input
+        temperature = _read_int(sensor) if sensor else None
         power_uw = None
         if hwmon is not None:
             # Older kernels average; newer ones (and some APUs) expose only the input.
@@ -208,6 +214,7 @@ def _read_card_static(index: int, device: Path) -> AmdCard:
         index=index,
         device=device,
         hwmon=hwmon,
+        temperature_input=temperature_input(hwmon) if hwmon else None,
         pci_address=address,
         name=name,
         uuid=_read_text(device / "unique_id") or address,
@@ -237,6 +244,26 @@ def _hwmon(device: Path) -> Path | None:
     named = [path for path in candidates if _read_text(path / "name") == "amdgpu"]
     chosen = named or candidates
     return chosen[0] if chosen else None
+
+
+def temperature_input(hwmon: Path) -> Path | None:
+    """The tempN_input of the first labelled sensor among edge, junction and mem; temp1
+    on kernels that label nothing."""
+    labels: dict[str, Path] = {}
+    try:
+        entries = sorted(hwmon.iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        if match := _TEMP_LABEL.fullmatch(entry.name):
+            label = (_read_text(entry) or "").lower()
+            labels.setdefault(label, hwmon / f"temp{match.group(1)}_input")
+    if not labels:
+        return hwmon / "temp1_input"
+    for wanted in _TEMPERATURE_LABELS:
+        if wanted in labels:
+            return labels[wanted]
+    return None
 
 
 def _put_link(detail: dict[str, str], device: Path, which: str, titles: tuple[str, ...]) -> None:
