@@ -1,0 +1,260 @@
+"""The view model: hosts -> GPUs with history rings, CPU, memory, processes, errors, alerts.
+
+Plain Python, no Textual: a source feeds `SourceEvent`s into `ViewModel.apply()`
+and any view (the one-host terminal UI, a fleet view) reads the result. Hosts
+are keyed by what the source calls them (the host name for the local machine, the
+URL for a remote agent), so one model holds many hosts. Time is passed in.
+
+History rings hold `HISTORY_SAMPLES` readings per series: at the viewer's fastest
+interval (0.5 s) that is more than 5 minutes, at 1 s about 17.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from msgspec import UNSET
+
+from smicast.record.replay import timestamp_epoch
+from smicast.schema import (
+    ChassisInfo,
+    CpuInfo,
+    GpuInfo,
+    MemoryInfo,
+    ProcessInfo,
+    ReaderError,
+    Snapshot,
+)
+from smicast.view.alerts import AlertConfig, Alerter, Level, Transition
+
+HISTORY_SAMPLES: Final = 1024
+MAX_HOSTS: Final = 4096
+MAX_GPUS_PER_HOST: Final = 1024
+
+HostKey = str
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """What a source yields: a frame for a host, or a problem reaching it (`error`).
+
+    `rewound` says the frame does not follow the previous one (a replay seek or loop):
+    the host's history and alert timers start again.
+    """
+
+    host: HostKey
+    snapshot: Snapshot | None = None
+    error: str | None = None
+    rewound: bool = False
+
+
+class Ring:
+    """The last `size` readings of one series; None marks a missing reading."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, size: int = HISTORY_SAMPLES) -> None:
+        self._values: deque[float | None] = deque(maxlen=size)
+
+    def push(self, value: float | None) -> None:
+        self._values.append(value)
+
+    def last(self, n: int) -> list[float | None]:
+        if n <= 0:
+            return []
+        values = self._values
+        if n >= len(values):
+            return list(values)
+        return [values[i] for i in range(len(values) - n, len(values))]
+
+    def latest(self) -> float | None:
+        return self._values[-1] if self._values else None
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def clear(self) -> None:
+        self._values.clear()
+
+
+def reading(value: float | None, *, missing_below: float = 0.0) -> float | None:
+    """A wire value as a reading: None for null and for all-smi's "unavailable" sentinels."""
+    if value is None or value != value or value < missing_below:
+        return None
+    return float(value)
+
+
+def percent(used: int, total: int) -> float | None:
+    return used * 100.0 / total if total > 0 else None
+
+
+@dataclass
+class GpuView:
+    key: str  # uuid, or the position when a reader gave none
+    index: int  # position in the frame's `gpus`
+    info: GpuInfo
+    util: Ring = field(default_factory=Ring)
+    memory: Ring = field(default_factory=Ring)
+    temperature: Ring = field(default_factory=Ring)
+    power: Ring = field(default_factory=Ring)
+
+    @property
+    def label(self) -> str:
+        return f"GPU{self.index} {self.info.name}"
+
+    def push(self, info: GpuInfo) -> None:
+        self.info = info
+        self.util.push(reading(info.utilization))
+        self.memory.push(percent(info.used_memory, info.total_memory))
+        self.temperature.push(float(info.temperature) if info.temperature > 0 else None)
+        self.power.push(reading(info.power_consumption))
+
+    def clear(self) -> None:
+        for ring in (self.util, self.memory, self.temperature, self.power):
+            ring.clear()
+
+
+@dataclass
+class HostView:
+    key: HostKey
+    hostname: str = ""
+    snapshot: Snapshot | None = None
+    frame_epoch_s: float | None = None  # the frame's own timestamp
+    received_s: float | None = None  # when it arrived (the `now` passed in)
+    frames: int = 0
+    source_error: str | None = None  # the last problem reaching the host; None once a frame came
+    gpus: dict[str, GpuView] = field(default_factory=dict)
+    cpu: Ring = field(default_factory=Ring)
+    memory: Ring = field(default_factory=Ring)
+    power: Ring = field(default_factory=Ring)
+    alerts: Alerter = field(default_factory=Alerter)
+
+    # The latest frame's sections; empty when the frame left a section out.
+    @property
+    def cpus(self) -> list[CpuInfo]:
+        return _section(self.snapshot, "cpus")
+
+    @property
+    def memories(self) -> list[MemoryInfo]:
+        return _section(self.snapshot, "memory")
+
+    @property
+    def chassis(self) -> list[ChassisInfo]:
+        return _section(self.snapshot, "chassis")
+
+    @property
+    def processes(self) -> list[ProcessInfo]:
+        return _section(self.snapshot, "processes")
+
+    @property
+    def errors(self) -> list[ReaderError]:
+        return _section(self.snapshot, "errors")
+
+    def gpu_list(self) -> list[GpuView]:
+        return sorted(self.gpus.values(), key=lambda g: g.index)
+
+    def cpu_utilization(self) -> float | None:
+        values = [u for c in self.cpus if (u := reading(c.utilization)) is not None]
+        return sum(values) / len(values) if values else None
+
+    def memory_utilization(self) -> float | None:
+        mems = self.memories
+        return percent(sum(m.used_bytes for m in mems), sum(m.total_bytes for m in mems))
+
+    def chassis_power_w(self) -> float | None:
+        values = [w for c in self.chassis if (w := reading(c.total_power_watts)) is not None]
+        return sum(values) if values else None
+
+    def age_s(self, now_s: float) -> float | None:
+        return None if self.received_s is None else max(0.0, now_s - self.received_s)
+
+    def alert_levels(self) -> dict[str, Level]:
+        return self.alerts.active()
+
+    def clear_history(self) -> None:
+        """Forget the rings and alert timers (a replay seek: the past no longer leads here)."""
+        for ring in (self.cpu, self.memory, self.power):
+            ring.clear()
+        for gpu in self.gpus.values():
+            gpu.clear()
+        self.alerts.reset()
+
+    def push(self, snap: Snapshot, now_s: float) -> list[Transition]:
+        self.snapshot = snap
+        self.hostname = snap.hostname
+        self.frame_epoch_s = timestamp_epoch(snap.timestamp)
+        self.received_s = now_s
+        self.frames += 1
+        self.source_error = None
+        self.cpu.push(self.cpu_utilization())
+        self.memory.push(self.memory_utilization())
+        self.power.push(self.chassis_power_w())
+        if snap.gpus is UNSET:
+            return []  # the section failed this time: keep the GPUs and their history
+        seen: dict[str, GpuView] = {}
+        for i, info in enumerate(snap.gpus[:MAX_GPUS_PER_HOST]):
+            key = info.uuid or f"#{i}"
+            if key in seen:
+                key = f"{key}#{i}"
+            view = self.gpus.get(key)
+            if view is None:
+                view = GpuView(key, i, info)
+            view.index = i
+            view.push(info)
+            seen[key] = view
+        self.gpus = seen
+        when = self.frame_epoch_s if self.frame_epoch_s is not None else now_s
+        return self.alerts.evaluate(
+            self.hostname, ((g.key, g.label, g.info) for g in seen.values()), when
+        )
+
+
+def _section(snap: Snapshot | None, name: str) -> list:  # type: ignore[type-arg]
+    if snap is None:
+        return []
+    value = getattr(snap, name)
+    return [] if value is UNSET else value
+
+
+class ViewModel:
+    """Every host a view knows, in the order first seen; `version` moves on every change."""
+
+    def __init__(self, alerts: AlertConfig | None = None, max_hosts: int = MAX_HOSTS) -> None:
+        self.alert_config = alerts or AlertConfig()
+        self.hosts: dict[HostKey, HostView] = {}
+        self.max_hosts = max_hosts
+        self.version = 0
+
+    def host(self, key: HostKey) -> HostView:
+        view = self.hosts.get(key)
+        if view is None:
+            if len(self.hosts) >= self.max_hosts:
+                raise OverflowError(f"more than {self.max_hosts} hosts")
+            view = HostView(key, alerts=Alerter(self.alert_config))
+            self.hosts[key] = view
+        return view
+
+    def apply(self, event: SourceEvent, now_s: float) -> list[Transition]:
+        """Take one event; returns the alert transitions it caused."""
+        host = self.host(event.host)
+        self.version += 1
+        if event.rewound:
+            host.clear_history()
+        if event.snapshot is not None:
+            return host.push(event.snapshot, now_s)
+        host.source_error = event.error
+        return []
+
+    def clear_history(self) -> None:
+        for host in self.hosts.values():
+            host.clear_history()
+        self.version += 1
+
+    def __iter__(self) -> Iterator[HostView]:
+        return iter(self.hosts.values())
+
+    def first(self) -> HostView | None:
+        return next(iter(self.hosts.values()), None)
