@@ -199,6 +199,44 @@ def test_cpu_percent_between_reads_and_history_is_bounded(tmp_path: Path) -> Non
     assert again.cpu_percent == pytest.approx(153 * 100 / 3000)
 
 
+def proc_in_namespace(tmp_path: Path, namespace: str) -> Path:
+    proc = tmp_path / "proc"
+    shutil.copytree(DATA / "intel-2s" / "proc", proc)
+    (proc / "self" / "ns").mkdir()
+    (proc / "self" / "ns" / "pid").symlink_to(namespace)  # what readlink shows
+    return proc
+
+
+def test_in_a_container_pid_namespace_host_pids_are_not_described(tmp_path: Path) -> None:
+    # NVML gives host pids; this /proc's 4242 and 5151 are unrelated local processes.
+    proc = proc_in_namespace(tmp_path, "pid:[4026532561]")
+    items = make_reader(proc).read()
+    assert [(p.pid, p.device_id, p.used_memory) for p in items[:3]] == [
+        (4242, 0, 8 * GIB),
+        (4242, 1, 6 * GIB),
+        (5151, 1, 2 * GIB),
+    ]
+    for item in items[:5]:
+        assert (item.process_name, item.command, item.user, item.state) == ("", "", "", "")
+        assert item.uses_gpu and item.ppid == 0
+    assert items[5].process_name == SIMULATED.process_name  # simulated: passed through
+
+
+def test_in_the_host_pid_namespace_containerized_processes_are_described(
+    tmp_path: Path,
+) -> None:
+    proc = proc_in_namespace(tmp_path, "pid:[4026531836]")
+    status = proc / "4242" / "status"
+    status.write_text(status.read_text().replace("NSpid:\t4242", "NSpid:\t4242\t17"))
+    items = make_reader(proc).read()
+    assert (items[0].process_name, items[0].user) == ("python3", "alice")
+    # An entry whose outermost pid is not the one asked for is not that process.
+    status.write_text(status.read_text().replace("NSpid:\t4242\t17", "NSpid:\t17"))
+    described = make_reader(proc).read()
+    assert (described[0].pid, described[0].process_name) == (4242, "")
+    assert described[2].process_name == "vllm (worker) 1"
+
+
 def test_this_machine() -> None:
     me = os.getpid()
     gpu = FakeGpuReader([GpuProcess(device_id=0, device_uuid="GPU-X", pid=me, used_memory=GIB)])

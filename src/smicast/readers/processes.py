@@ -3,6 +3,12 @@
 Only the pids the GPU readers report are read, three small files each: walking
 all of /proc (or asking psutil, ~110-150 µs a process) would cost more than every
 other reader together on a busy host.
+
+GPU drivers report pids as the host's PID namespace numbers them. In a container
+with its own PID namespace, /proc/<pid> is then an unrelated local process that
+merely has the same number, so a process is described from /proc only when this
+/proc numbers pids as the host does and the entry's outermost pid (the first
+`NSpid` field) is the reported one; otherwise it keeps what the GPU reader knows.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import pwd
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
@@ -19,6 +26,19 @@ from smicast.include import Section
 from smicast.readers import WALL_CLOCK, Clock, GpuProcess, GpuReader
 from smicast.readers.kernelfs import read_bytes
 from smicast.schema import ProcessInfo
+
+# The inode of the initial PID namespace (PROC_PID_INIT_INO), fixed since Linux 3.8.
+HOST_PID_NAMESPACE: Final = "pid:[4026531836]"
+
+
+def sees_host_pids(procfs: Path) -> bool:
+    """Whether this process, and so its /proc, is in the host's PID namespace."""
+    try:
+        return str((procfs / "self" / "ns" / "pid").readlink()) == HOST_PID_NAMESPACE
+    except FileNotFoundError:  # a kernel without PID namespaces: one numbering for all
+        return True
+    except OSError:
+        return False
 
 
 def _passwd_name(uid: int) -> str:
@@ -99,9 +119,12 @@ class ProcessReader:
             self._boot_time = 0
         # pid -> (start ticks, cpu ticks, monotonic seconds) at the last sighting.
         self._history: dict[int, tuple[int, int, float]] = {}
+        self._host_pids: bool | None = None  # looked up on the first read, in its worker
 
     def read(self) -> list[ProcessInfo]:
         listed = [p for reader in self._gpu_readers for p in reader.read_processes()]
+        if self._host_pids is None:
+            self._host_pids = sees_host_pids(Path(self._proc))
         seen: dict[int, ProcessInfo] = {}
         history: dict[int, tuple[int, int, float]] = {}
         items: list[ProcessInfo] = []
@@ -135,6 +158,9 @@ class ProcessReader:
             # (a container's view of host processes). The GPU's own figures are still
             # true, and GPU memory held by a process we cannot see is worth knowing.
             return _unseen(gpu_proc)
+        nspid = _field_after(status, "\nNSpid:").split()[:1]  # absent before Linux 4.1
+        if not self._host_pids or nspid not in ([], [str(pid)]):
+            return _unseen(gpu_proc)  # the host's pid; this entry is another process
         # comm may itself contain spaces and parentheses: it ends at the last ")".
         comm = stat[stat.find("(") + 1 : stat.rfind(")")]
         f = stat[stat.rfind(")") + 2 :].split()
