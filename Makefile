@@ -1,20 +1,30 @@
 # Every target installs what it needs: `make run` and `make test` work on a fresh machine.
 PYTHON ?= python3
 VENV   ?= .venv
+PORT   ?= 9090
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit system-deps bench clean
+.PHONY: run demo venv test lint typecheck unit system-deps bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# Checks the interpreter first (3.11+, venv module; as root it installs python3.X-venv).
+$(STAMP): pyproject.toml scripts/bootstrap-venv.sh
+	@bash scripts/bootstrap-venv.sh "$(PYTHON)" "$(VENV)"
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-## run: serve this machine's telemetry on :9090 and a Unix socket (dashboard at /)
+venv: $(STAMP)
+
+## run: serve this machine's telemetry on :$(PORT) and a Unix socket (dashboard at /)
 run: $(STAMP)
-	$(BIN)/smicast api --socket
+	@$(BIN)/python scripts/check-port.py $(PORT)
+	$(BIN)/smicast api --port $(PORT) --socket
+
+## demo: a simulated 8-GPU host, served on :$(PORT) and shown in the terminal viewer
+demo: $(STAMP)
+	@$(BIN)/python scripts/check-port.py $(PORT)
+	@bash scripts/demo.sh $(BIN) $(PORT)
 
 ## test: system packages for the integration suite, then lint, types and every test
 test: system-deps $(STAMP) lint typecheck unit

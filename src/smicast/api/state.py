@@ -14,6 +14,7 @@ from smicast.api.bus import FrameBus
 from smicast.api.frame import Frame
 from smicast.collect import Collector
 from smicast.encode import with_process_limits
+from smicast.energy.account import EnergyAccount
 from smicast.envconfig import lookup
 from smicast.include import Section
 from smicast.readers import default_hostname
@@ -57,6 +58,8 @@ class ApiState:
     bus: FrameBus = field(init=False)
     ready: bool = False  # a collection cycle has completed
     frames_published: int = 0
+    on_first_frame: Callable[[Snapshot], None] | None = None  # the startup "found" line
+    energy: EnergyAccount | None = None  # None when serving a recording
     _fresh: asyncio.Future[Frame] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -66,14 +69,26 @@ class ApiState:
         """Every frame goes out through here, so every surface gets the process string caps."""
         self.ready = True
         self.frames_published += 1
+        if self.frames_published == 1 and self.on_first_frame is not None:
+            self.on_first_frame(snapshot)
+        if self.energy is not None:
+            self.energy.observe(snapshot, self.monotonic())
         return self.bus.publish(with_process_limits(snapshot))
 
     # -- /metrics ---------------------------------------------------------------
     def render_frame_metrics(self, snapshot: Snapshot) -> bytes:
         from smicast.prometheus import render_metrics
 
-        text = render_metrics(snapshot, ready=True)
+        text = render_metrics(snapshot, ready=True, extra=self.energy_metrics())
         return text.encode("utf-8") + self.self_metrics().encode("utf-8")
+
+    def energy_metrics(self) -> str:
+        """`all_smi_energy_consumed_joules_total`, the last all_smi_* family, as all-smi orders it."""
+        if self.energy is None:
+            return ""
+        from smicast.prometheus.energy import render_energy
+
+        return render_energy(self.energy.rows())
 
     def baseline_metrics(self) -> bytes:
         """Before the first frame: never empty, `all_smi_up 0` first."""

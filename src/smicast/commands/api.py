@@ -11,11 +11,13 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from smicast.commands import api_settings
 from smicast.commands._common import add_source_arguments, bool_arg, make_collector, positive_float
 from smicast.include import DEFAULT_SECTIONS, Section
+from smicast.schema import Snapshot
 
 PROG = "api"
 _DEFAULT_SOCKET = api_settings.DEFAULT_SOCKET
@@ -79,6 +81,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--speed", type=positive_float, default=1.0, help="replay speed factor (default 1)"
     )
     p.add_argument("--loop", action="store_true", help="replay: start again at the end")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="where energy totals outlive restarts (default: SMICAST_STATE_DIR, else "
+        "/var/lib/smicast as root, $XDG_STATE_HOME/smicast or ~/.local/state/smicast otherwise)",
+    )
     add_source_arguments(p)
     p.set_defaults(parser=p)
 
@@ -136,12 +145,19 @@ def run(args: argparse.Namespace) -> int:
     # A reader may take at most one interval, so a hung driver never costs a tick.
     timeout_s = min(args.timeout_ms / 1000, args.interval)
     collector = None if args.replay else make_collector(args, frozenset(sections), timeout_s)
+    energy = None
+    if collector is not None:
+        from smicast.energy.account import open_account
+
+        energy = open_account(args.state_dir, collector.hostname, collector.readers)
     state = ApiState(
         interval_s=args.interval,
         sections=frozenset(sections),
         collector=collector,
         max_subscribers=max_subscribers_from_env(),
         dashboard=not args.no_dashboard,
+        on_first_frame=None if args.replay else _announce_found(args.simulate is not None),
+        energy=energy,
     )
     frames = None
     if args.replay:
@@ -165,11 +181,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"smicast {PROG}: error: {exc.strerror}", file=sys.stderr)
         return 1
 
+    from smicast.api.startup import url_lines
+
+    for line in url_lines(sockets, unix_path, dashboard=not args.no_dashboard):
+        print(f"smicast {PROG}: {line}", file=sys.stderr, flush=True)
     server = Server(
         state, sockets, unix_path=unix_path, frames=frames, policy=cors.CorsPolicy.from_env()
     )
     _run_async(server)
+    if energy is not None:
+        energy.close()
     return 0
+
+
+def _announce_found(simulated: bool) -> Callable[[Snapshot], None]:
+    def announce(snapshot: Snapshot) -> None:
+        from smicast.api.startup import found_line
+
+        print(f"smicast {PROG}: {found_line(snapshot, simulated=simulated)}", file=sys.stderr)
+
+    return announce
 
 
 def _replay_problem(paths: list[Path]) -> str | None:

@@ -1,0 +1,57 @@
+"""Exit 0 when TCP PORT is free on every interface; otherwise say so, naming make's PORT.
+
+`make run` and `make demo` call it first, so a taken port (Prometheus's default is also
+9090) ends in one line that says what to do, never in a traceback.
+"""
+
+import errno
+import socket
+import sys
+
+
+def port_is_free(port: int) -> bool:
+    for family, addr in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            continue  # no IPv6 on this machine
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            try:
+                sock.bind((addr, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return False
+                if family == socket.AF_INET6:
+                    continue
+                raise
+            return True
+    return True
+
+
+def main() -> int:
+    target = sys.argv[1] if len(sys.argv) > 1 else "9090"
+    if not target.isdigit() or not 0 < int(target) <= 65535:
+        print(f"make: PORT must be a number from 1 to 65535, got {target!r}", file=sys.stderr)
+        return 2
+    port = int(target)
+    try:
+        free = port_is_free(port)
+    except OSError as exc:
+        print(f"make: cannot listen on port {port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if not free:
+        hint = " (Prometheus also defaults to 9090)" if port == 9090 else ""
+        print(
+            f"make: port {port} is already in use{hint}; "
+            f"serve on another one with: make run PORT={port + 1}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
