@@ -17,6 +17,7 @@ from smicast.schema import (
     ProcessInfo,
     StorageInfo,
 )
+from smicast.schema_required import required_nulls
 
 ITEM_TYPES: dict[Section, type] = {
     Section.GPU: GpuInfo,
@@ -46,6 +47,8 @@ def check_reader(reader: Reader, *, reads: int = 2) -> list[Sequence[Item]]:
             # Every field of the wire type is present in the encoded object (null when unknown).
             keys = set(msgspec.json.decode(data))
             assert keys == set(item_type.__struct_fields__), keys ^ set(item_type.__struct_fields__)
+            # No null where all-smi's types have a plain number, string or list.
+            assert not required_nulls(item), f"{reader.name}: null in {required_nulls(item)}"
         results.append(items)
     if isinstance(reader, GpuReader):
         for proc in reader.read_processes():

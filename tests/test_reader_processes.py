@@ -58,7 +58,7 @@ LISTING = [
         device_id=1, device_uuid="GPU-1", pid=4242, used_memory=6 * GIB, gpu_utilization=60.0
     ),
     GpuProcess(
-        device_id=1, device_uuid="GPU-1", pid=5151, used_memory=2 * GIB, gpu_utilization=None
+        device_id=1, device_uuid="GPU-1", pid=5151, used_memory=2 * GIB, gpu_utilization=0.0
     ),
     GpuProcess(device_id=0, device_uuid="GPU-0", pid=777, used_memory=0),
     GpuProcess(device_id=0, device_uuid="GPU-0", pid=99999, used_memory=GIB),  # gone from /proc
@@ -97,12 +97,9 @@ def test_contract_and_enriched_fields() -> None:
     ]  # 99999 has no /proc entry: kept with what the GPU reader knows
     unseen = items[4]
     assert isinstance(unseen, ProcessInfo)
-    assert (unseen.process_name, unseen.command, unseen.user, unseen.cpu_percent) == (
-        "",
-        "",
-        "",
-        None,
-    )
+    assert (unseen.process_name, unseen.command, unseen.user) == ("", "", "")
+    # all-smi's ProcessInfo has plain f64 here and writes 0.0; null would fail its parser.
+    assert (unseen.cpu_percent, unseen.memory_percent) == (0.0, 0.0)
     assert unseen.used_memory > 0 and unseen.uses_gpu
     python = items[0]
     assert python == ProcessInfo(
@@ -146,7 +143,7 @@ def test_comm_with_spaces_and_parentheses() -> None:
     assert vllm.command == "python3 -m vllm.entrypoints.openai.api_server --model /models/Llama 3"
     assert vllm.user == "uid-4000123"  # real uid from the Uid: line, through the user table
     assert vllm.cpu_percent == pytest.approx(0.3)
-    assert vllm.gpu_utilization is None
+    assert vllm.gpu_utilization == 0.0
 
 
 def test_zombie_without_cmdline() -> None:

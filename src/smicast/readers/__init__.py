@@ -5,8 +5,10 @@ Snapshot it fills) and a synchronous `read()`. It inherits from nothing; its
 outside world (`/proc`, `/sys`, the NVML module, a clock) comes in through the
 constructor with a real default, so tests hand it a captured tree or a fake.
 
-Low-level failures leave a reader as `ReadError`; the collector turns any
-exception into an `errors` entry of the Snapshot. GPU readers also report the
+Low-level failures leave a reader as `ReadError` (kind `error` in the Snapshot's
+`errors`); any other exception is a bug and becomes kind `panic`. Set-up that
+touches hardware is deferred to the first read (`readers.setup`), so the
+collector's timeout bounds it. GPU readers also report the
 processes using each device (`read_processes`), which the process reader enriches.
 """
 
@@ -39,6 +41,17 @@ class ReadError(Exception):
     """A reader could not read its source (file vanished, driver call failed...)."""
 
 
+class PartialReadError(ReadError):
+    """Some devices answered and some did not (a GPU fell off the bus): `items` answered.
+
+    The collector reports `items` and adds an `errors` entry with the message.
+    """
+
+    def __init__(self, message: str, items: Sequence[Item]) -> None:
+        super().__init__(message)
+        self.items = list(items)
+
+
 @runtime_checkable
 class Reader(Protocol):
     name: str
@@ -58,7 +71,7 @@ class GpuProcess(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     device_uuid: str
     pid: int
     used_memory: int
-    gpu_utilization: float | None = 0.0
+    gpu_utilization: float = 0.0
     info: ProcessInfo | None = None
 
 

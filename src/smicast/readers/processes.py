@@ -66,8 +66,8 @@ def _unseen(gpu_proc: GpuProcess) -> ProcessInfo:
         pid=gpu_proc.pid,
         process_name="",
         used_memory=gpu_proc.used_memory,
-        cpu_percent=None,
-        memory_percent=None,
+        cpu_percent=0.0,  # all-smi writes 0.0 here; its parser rejects null (plain f64)
+        memory_percent=0.0,
         memory_rss=0,
         memory_vms=0,
         user="",
