@@ -7,6 +7,7 @@ import pytest
 from smicast.encode import with_process_limits
 from smicast.limits import (
     MAX_COMMAND_BYTES,
+    MAX_MARKER_BYTES,
     MAX_NAME_BYTES,
     MAX_USER_BYTES,
     limit_process,
@@ -62,6 +63,16 @@ def test_a_marker_alone_does_not_shelter_an_overlong_value() -> None:
     forged = "x" * 500 + "...(3 bytes truncated)"
     result = truncate_label(forged, 256)
     assert result == "x" * 256 + f"...({len(forged) - 256} bytes truncated)"
+
+
+def test_a_forged_marker_with_a_long_count_does_not_pass() -> None:
+    # A local user's command line: 100 KB would otherwise reach every frame.
+    marker = "...(" + "9" * 100_000 + " bytes truncated)"
+    forged = "x" * 200 + marker
+    result = truncate_label(forged, MAX_COMMAND_BYTES)
+    assert len(result.encode()) <= MAX_COMMAND_BYTES + MAX_MARKER_BYTES
+    assert result == "x" * 200 + marker[:56] + f"...({len(forged) - 256} bytes truncated)"
+    assert truncate_label(result, MAX_COMMAND_BYTES) == result
 
 
 def test_limit_process_caps_command_name_and_user() -> None:

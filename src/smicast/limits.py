@@ -18,7 +18,11 @@ MAX_COMMAND_BYTES: Final = 256
 MAX_NAME_BYTES: Final = 128
 MAX_USER_BYTES: Final = 128
 
-_MARKER = re.compile(r"\.\.\.\((\d+) bytes truncated\)\Z")
+# The marker this module writes: a count without leading zeros, at most 20 digits
+# (any byte count fits). An unbounded count would let a forged marker carry any
+# length through the cap.
+_MARKER = re.compile(r"\.\.\.\(([1-9]\d{0,19}) bytes truncated\)\Z")
+MAX_MARKER_BYTES: Final = len("...( bytes truncated)") + 20
 
 
 def truncate_label(value: str, max_bytes: int) -> str:
