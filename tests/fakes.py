@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from smicast.include import Section
-from smicast.readers import Item
+from smicast.readers import Item, ReadError
 from smicast.schema import CpuInfo, GpuInfo, MemoryInfo, ProcessInfo, Snapshot
 
 
@@ -138,6 +138,8 @@ class HangingReader:
 
 
 class FailingReader:
+    """A driver error: the reader's edge raises `ReadError` (kind `error`)."""
+
     def __init__(
         self, section: Section, message: str = "driver said no", name: str = "failing"
     ) -> None:
@@ -146,4 +148,11 @@ class FailingReader:
         self.message = message
 
     def read(self) -> Sequence[Item]:
-        raise RuntimeError(self.message)
+        raise ReadError(self.message)
+
+
+class BuggyReader(FailingReader):
+    """A bug: an exception no reader expects (kind `panic`)."""
+
+    def read(self) -> Sequence[Item]:
+        raise KeyError(self.message)

@@ -18,8 +18,18 @@ from smicast.readers.registry import (
     detect_gpu_readers,
     parse_simulate,
 )
+from smicast.readers.setup import DeferredReader
 from smicast.readers.simulated import SimulatedReader
 from smicast.readers.storage import StorageReader
+
+
+def built(reader: Reader) -> Reader:
+    """The reader a deferred one sets up on its first read (the read runs the set-up)."""
+    if isinstance(reader, DeferredReader):
+        reader.read()
+        assert reader.reader is not None
+        return reader.reader
+    return reader
 
 
 @pytest.fixture
@@ -82,8 +92,9 @@ def test_parse_simulate_rejects_counts_out_of_range(count: int) -> None:
 )
 def test_each_section_gets_its_reader(section: Section, reader_type: type) -> None:
     readers = build_readers(frozenset({section}), simulate=SimulateSpec("nvidia", 2))
-    assert [type(r) for r in readers] == [reader_type]
-    assert readers[0].section is section
+    assert [type(built(r)) for r in readers] == [reader_type]
+    assert readers[0].section is section and built(readers[0]).section is section
+    assert readers[0].name == built(readers[0]).name
     assert isinstance(readers[0], Reader)
 
 
@@ -101,7 +112,8 @@ def test_the_process_reader_follows_the_same_gpu_reader() -> None:
     readers = build_readers(
         frozenset({Section.GPU, Section.PROCESS}), simulate=SimulateSpec("nvidia", 8), seed=3
     )
-    gpu, procs = readers
+    gpu, deferred = readers
+    procs = built(deferred)
     assert isinstance(gpu, SimulatedReader) and isinstance(procs, ProcessReader)
     for _ in range(300):  # enough reads for the simulated process sets to change
         gpus = gpu.read()
@@ -126,7 +138,7 @@ def test_seed_makes_simulation_reproducible() -> None:
 def test_no_gpu_env_means_no_gpu_readers() -> None:
     assert build_readers(frozenset({Section.GPU})) == []
     readers = build_readers(frozenset({Section.GPU, Section.PROCESS, Section.MEMORY}))
-    assert [type(r) for r in readers] == [MemoryReader, ProcessReader]
+    assert [type(built(r)) for r in readers] == [MemoryReader, ProcessReader]
     procs = readers[1]
     assert procs.read() == []
     assert not any(isinstance(r, GpuReader) for r in readers)

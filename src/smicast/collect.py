@@ -5,10 +5,18 @@ for at most `timeout_s`; a reader still stuck in an earlier call is not called
 again until it returns (it reports `timeout` meanwhile), so a wedged driver
 costs one parked thread, never a pile of them, and never stalls the caller.
 Daemon threads also mean a stuck reader cannot keep the process from exiting.
+Readers set themselves up on their first read (`readers.setup`), so a hung probe
+(`nvmlInit`) is bounded the same way; a reader that found no hardware is `absent`
+and is no longer called.
+
+Error kinds: `timeout`; `error` for what a reader expects to go wrong (`ReadError`,
+an `OSError` from the kernel); `panic` for any other exception, a bug, which is
+also logged with its traceback the first time that reader raises that type.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -20,10 +28,21 @@ import msgspec
 
 from smicast.encode import with_process_limits
 from smicast.include import Section, ordered
-from smicast.readers import WALL_CLOCK, Clock, Item, Reader, default_hostname
+from smicast.readers import (
+    WALL_CLOCK,
+    Clock,
+    Item,
+    PartialReadError,
+    Reader,
+    ReadError,
+    default_hostname,
+)
 from smicast.schema import ChassisInfo, GpuInfo, ReaderError, Snapshot, utc_timestamp
 
 DEFAULT_TIMEOUT_S = 5.0
+MAX_LOGGED_BUG_TYPES = 16  # per reader: a bug is logged once per exception type
+
+log = logging.getLogger("smicast.collect")
 
 
 @dataclass
@@ -45,11 +64,20 @@ class _Slot:
         self.pending: Future[Sequence[Item]] | None = None
         self.started_at = 0.0
         self.stats = ReaderStats(reader.name, reader.section)
+        self.logged_bugs: set[str] = set()
         self._requests: queue.SimpleQueue[Future[Sequence[Item]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def busy(self) -> bool:
         return self.pending is not None and not self.pending.done()
+
+    def absent(self) -> bool:
+        """The reader found no hardware to read (`readers.setup.DeferredReader`)."""
+        return bool(getattr(self.reader, "absent", False))
+
+    def stage(self) -> str:
+        """` during set-up` while the reader has not finished setting up, else ``."""
+        return "" if getattr(self.reader, "ready", True) else " during set-up"
 
     def call(self, now: float) -> Future[Sequence[Item]]:
         if self._thread is None:
@@ -117,7 +145,7 @@ class Collector:
         return [s.reader for s in self._slots]
 
     def reader_stats(self) -> list[ReaderStats]:
-        return [s.stats for s in self._slots]
+        return [s.stats for s in self._slots if not s.absent()]
 
     def collect(self, sections: Iterable[Section]) -> Snapshot:
         with self._lock:
@@ -126,7 +154,7 @@ class Collector:
     def _collect(self, sections: frozenset[Section]) -> Snapshot:
         started = self._monotonic()
         timestamp = utc_timestamp(self._clock())
-        wanted = [s for s in self._slots if s.reader.section in sections]
+        wanted = [s for s in self._slots if s.reader.section in sections and not s.absent()]
         errors: list[ReaderError] = []
         running: list[tuple[_Slot, Future[Sequence[Item]]]] = []
         failed_sections: set[Section] = set()
@@ -136,7 +164,8 @@ class Collector:
                 self._fail(
                     slot,
                     "timeout",
-                    f"reader {slot.reader.name} still busy with a call started {stuck_s:.1f} s ago",
+                    f"reader {slot.reader.name} still busy with a call started "
+                    f"{stuck_s:.1f} s ago{slot.stage()}",
                     errors,
                 )
                 failed_sections.add(slot.reader.section)
@@ -151,23 +180,29 @@ class Collector:
                 self._fail(
                     slot,
                     "timeout",
-                    f"reader exceeded timeout of {round(self.timeout_s * 1000)} ms",
+                    f"reader exceeded timeout of {round(self.timeout_s * 1000)} ms{slot.stage()}",
                     errors,
                 )
                 failed_sections.add(slot.reader.section)
                 continue
             exc = fut.exception()
-            if exc is not None:
-                self._fail(slot, "error", f"{slot.reader.name}: {exc}", errors)
+            if isinstance(exc, PartialReadError):  # some devices answered: keep them
+                self._fail(slot, "error", str(exc), errors)
+                got: Sequence[Item] = exc.items
+            elif exc is not None:
+                self._fail_with(slot, exc, errors)
                 failed_sections.add(slot.reader.section)
                 continue
-            items[slot.reader.section].extend(fut.result())
-            succeeded.add(slot.reader.section)
+            else:
+                got = fut.result()
+            items[slot.reader.section].extend(got)
+            if got:
+                succeeded.add(slot.reader.section)
             slot.stats.last_success_s = self._clock()
             slot.stats.last_duration_s = self._monotonic() - slot.started_at
 
         # A section is present when it was asked for and no reader of it failed, or when
-        # at least one of several readers (GPU vendors) succeeded: healthy vendors keep reporting.
+        # one of several readers (GPU vendors) reported devices: healthy vendors keep reporting.
         present = {s for s in sections if s not in failed_sections or s in succeeded}
         fields: dict[str, object] = {s.json_key: items[s] for s in ordered(present)}
         gpus = items.get(Section.GPU, [])
@@ -178,6 +213,23 @@ class Collector:
         snapshot = Snapshot(timestamp=timestamp, hostname=self.hostname, **fields)  # type: ignore[arg-type]
         self.last_duration_s = self._monotonic() - started
         return with_process_limits(snapshot)
+
+    @classmethod
+    def _fail_with(cls, slot: _Slot, exc: BaseException, errors: list[ReaderError]) -> None:
+        name = slot.reader.name
+        if isinstance(exc, ReadError | OSError):
+            cls._fail(slot, "error", f"{name}: {exc}", errors)
+            return
+        kind = type(exc).__qualname__
+        if kind not in slot.logged_bugs and len(slot.logged_bugs) < MAX_LOGGED_BUG_TYPES:
+            slot.logged_bugs.add(kind)
+            log.error(
+                "reader %s raised %s, a bug (reported as kind panic; logged once)",
+                name,
+                kind,
+                exc_info=exc,
+            )
+        cls._fail(slot, "panic", f"{name}: unexpected {kind}: {exc}", errors)
 
     @staticmethod
     def _fail(slot: _Slot, kind: str, message: str, errors: list[ReaderError]) -> None:

@@ -10,6 +10,7 @@ from typing import NoReturn, TypeVar
 from smicast.collect import DEFAULT_TIMEOUT_S, Collector
 from smicast.envconfig import parse_bool
 from smicast.include import IncludeError, Section, parse_cli
+from smicast.readers.fault_spec import FaultSpec, check_faults, parse_fault
 from smicast.readers.registry import build_readers, parse_simulate
 
 T = TypeVar("T")
@@ -29,6 +30,7 @@ def arg_type(parse: Callable[[str], T]) -> Callable[[str], T]:
 
 
 simulate_arg = arg_type(parse_simulate)
+fault_arg = arg_type(parse_fault)
 bool_arg = arg_type(parse_bool)  # all-smi's `--flag=true|false` forms
 
 
@@ -72,6 +74,26 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "instead of detecting real ones; CPU, memory, chassis and disks stay real",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for --simulate (default 0)")
+    parser.add_argument(
+        "--fault",
+        type=fault_arg,
+        action="append",
+        metavar="SPEC",
+        help="with --simulate: inject a fault, NAME[:ARG][@START][+DURATION] (init-hang, "
+        "read-hang, gpu-lost[:INDEX], unsupported:FIELD, churn, proc-hidden, exception); "
+        "may be repeated",
+    )
+
+
+def faults_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[FaultSpec]:
+    """The --fault specs, checked against --simulate (exit 2 with one line when they do not fit)."""
+    faults: list[FaultSpec] = getattr(args, "fault", None) or []
+    simulate = getattr(args, "simulate", None)
+    try:
+        check_faults(faults, simulate.count if simulate is not None else None)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return faults
 
 
 def sections_or_exit(
@@ -87,7 +109,9 @@ def sections_or_exit(
 def make_collector(
     args: argparse.Namespace, sections: frozenset[Section], timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> Collector:
-    readers = build_readers(sections, simulate=args.simulate, seed=args.seed)
+    readers = build_readers(
+        sections, simulate=args.simulate, seed=args.seed, faults=getattr(args, "fault", None)
+    )
     return Collector(readers, timeout_s=timeout_s)
 
 

@@ -1,4 +1,10 @@
-"""Which readers run on this machine: detection of real GPUs, or simulated ones on request."""
+"""Which readers run on this machine: detection of real GPUs, or simulated ones on request.
+
+Nothing here touches hardware. Every reader is a `DeferredReader`: its constructor,
+and for GPUs the probe that decides whether the vendor is present at all, run on
+its first read, in the collector's worker, under the collector's timeout. So a
+hung `nvmlInit()` costs a `gpu` `timeout` entry, never the command.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from typing import Final
 
 from smicast.include import Section
 from smicast.readers import WALL_CLOCK, Clock, GpuReader, Reader, default_hostname
+from smicast.readers.fault_spec import FaultSpec
+from smicast.readers.setup import DeferredGpuReader, DeferredReader
 
 SIMULATED_PLATFORMS: Final = ("nvidia", "amd", "gaudi", "tenstorrent")
 MAX_SIMULATED_DEVICES: Final = 256
@@ -42,21 +50,50 @@ def _gpu_detection_disabled() -> bool:
 
 def detect_gpu_readers(
     *, hostname: str, clock: Clock, procfs: Path = Path("/proc"), sysfs: Path = Path("/sys")
-) -> list[GpuReader]:
-    """Real accelerators present here; none is not an error (an empty `gpus` list)."""
+) -> list[DeferredGpuReader]:
+    """A reader per vendor that may be present; each probes on its first read, in its worker.
+
+    A vendor whose probe finds nothing becomes `absent` (the collector skips it); none
+    present is not an error (an empty `gpus` list).
+    """
     if _gpu_detection_disabled():
         return []
-    from smicast.readers.amd import AmdReader
-    from smicast.readers.nvidia import NvidiaReader
 
-    found: list[GpuReader] = []
-    nvidia = NvidiaReader.probe(hostname=hostname, clock=clock)
-    if nvidia is not None:
-        found.append(nvidia)
-    amd = AmdReader.probe(sysfs=sysfs, procfs=procfs, hostname=hostname, clock=clock)
-    if amd is not None:
-        found.append(amd)
-    return found
+    def nvidia() -> GpuReader | None:
+        from smicast.readers.nvidia import NvidiaReader
+
+        return NvidiaReader.probe(hostname=hostname, clock=clock, procfs=procfs)
+
+    def amd() -> GpuReader | None:
+        from smicast.readers.amd import AmdReader
+
+        return AmdReader.probe(sysfs=sysfs, procfs=procfs, hostname=hostname, clock=clock)
+
+    return [
+        DeferredGpuReader("nvidia", Section.GPU, nvidia),
+        DeferredGpuReader("amd", Section.GPU, amd),
+    ]
+
+
+def simulated_reader(
+    simulate: SimulateSpec,
+    *,
+    seed: int,
+    hostname: str,
+    clock: Clock,
+    faults: list[FaultSpec] | None = None,
+) -> GpuReader:
+    """The simulated accelerators, with `--fault` scenarios injected when there are any."""
+    from smicast.readers.simulated import SimulatedReader
+
+    reader = SimulatedReader(
+        simulate.platform, simulate.count, seed=seed, hostname=hostname, clock=clock
+    )
+    if not faults:
+        return reader
+    from smicast.readers.faults import FaultyGpuReader
+
+    return FaultyGpuReader(reader, faults)
 
 
 def build_readers(
@@ -66,42 +103,61 @@ def build_readers(
     seed: int = 0,
     hostname: str | None = None,
     clock: Clock = WALL_CLOCK,
+    faults: list[FaultSpec] | None = None,
 ) -> list[Reader]:
     """The readers for the requested sections; GPU readers are shared with the process reader."""
     host = hostname or default_hostname()
     gpu_readers: list[GpuReader] = []
     if sections & {Section.GPU, Section.PROCESS}:
         if simulate is not None:
-            from smicast.readers.simulated import SimulatedReader
-
+            # Built here: the simulator touches no hardware, and its faults need their clock
+            # to start now. Its (simulated) set-up runs on the first read like a real one.
             gpu_readers = [
-                SimulatedReader(
-                    simulate.platform, simulate.count, seed=seed, hostname=host, clock=clock
-                )
+                simulated_reader(simulate, seed=seed, hostname=host, clock=clock, faults=faults)
             ]
         else:
-            gpu_readers = detect_gpu_readers(hostname=host, clock=clock)
+            gpu_readers = list(detect_gpu_readers(hostname=host, clock=clock))
     readers: list[Reader] = []
     if Section.GPU in sections:
         readers.extend(gpu_readers)
     if Section.CPU in sections:
-        from smicast.readers.cpu import CpuReader
 
-        readers.append(CpuReader(hostname=host, clock=clock))
+        def cpu() -> Reader:
+            from smicast.readers.cpu import CpuReader
+
+            return CpuReader(hostname=host, clock=clock)
+
+        readers.append(DeferredReader("cpu", Section.CPU, cpu))
     if Section.MEMORY in sections:
-        from smicast.readers.memory import MemoryReader
 
-        readers.append(MemoryReader(hostname=host, clock=clock))
+        def memory() -> Reader:
+            from smicast.readers.memory import MemoryReader
+
+            return MemoryReader(hostname=host, clock=clock)
+
+        readers.append(DeferredReader("memory", Section.MEMORY, memory))
     if Section.CHASSIS in sections:
-        from smicast.readers.chassis import ChassisReader
 
-        readers.append(ChassisReader(hostname=host, clock=clock))
+        def chassis() -> Reader:
+            from smicast.readers.chassis import ChassisReader
+
+            return ChassisReader(hostname=host, clock=clock)
+
+        readers.append(DeferredReader("chassis", Section.CHASSIS, chassis))
     if Section.PROCESS in sections:
-        from smicast.readers.processes import ProcessReader
 
-        readers.append(ProcessReader(gpu_readers, hostname=host, clock=clock))
+        def processes() -> Reader:
+            from smicast.readers.processes import ProcessReader
+
+            return ProcessReader(gpu_readers, hostname=host, clock=clock)
+
+        readers.append(DeferredReader("processes", Section.PROCESS, processes))
     if Section.STORAGE in sections:
-        from smicast.readers.storage import StorageReader
 
-        readers.append(StorageReader(hostname=host))
+        def storage() -> Reader:
+            from smicast.readers.storage import StorageReader
+
+            return StorageReader(hostname=host)
+
+        readers.append(DeferredReader("storage", Section.STORAGE, storage))
     return readers
