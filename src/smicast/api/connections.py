@@ -1,0 +1,281 @@
+"""Connections that do not behave: a head deadline, an idle timeout and a ceiling.
+
+Every accepted connection is wrapped in a thin protocol that forwards to aiohttp's
+own and tells the `ConnectionGuard` where the connection stands:
+
+- FRESH: accepted, no complete request yet. Closed when its head deadline (counted
+  from the accept, never extended by a trickle of bytes) passes.
+- IDLE: a keep-alive connection between requests. Closed after the idle timeout.
+- HEAD: a keep-alive connection that has started its next request head; it gets a
+  new head deadline from its first byte.
+- BUSY: a request is being handled (an SSE stream included). Never timed out here,
+  never evicted.
+
+At the ceiling a new connection evicts the oldest FRESH one, else the oldest IDLE or
+HEAD one; when every connection is busy the newcomer gets a 503 and is closed. Each
+state is a dict in entry order, so its front holds the earliest deadline: the sweep
+and the eviction only ever look at fronts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import resource
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from ssl import SSLContext
+from typing import Final
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+log = logging.getLogger("smicast.api")
+
+DEFAULT_HEAD_TIMEOUT_S: Final = 10.0
+DEFAULT_IDLE_TIMEOUT_S: Final = 75.0
+MAX_DEFAULT_CONNECTIONS: Final = 65_536  # each costs memory too, whatever the descriptor limit
+MIN_CONNECTIONS: Final = 16
+MAX_CONNECTIONS: Final = 1_000_000
+HEAD_TIMEOUT_BOUNDS_S: Final = (1.0, 300.0)
+IDLE_TIMEOUT_BOUNDS_S: Final = (1.0, 3600.0)
+_REJECT: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n"
+    b"Retry-After: 1\r\n\r\n"
+)
+
+
+def raise_nofile_soft_limit() -> int:
+    """Lift RLIMIT_NOFILE's soft limit to the hard limit where allowed; return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if target > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def descriptor_ceiling(soft_limit: int) -> int:
+    """Connections that fit under `soft_limit` descriptors, leaving room for files and readers."""
+    reserve = min(max(soft_limit // 10, 64), 1024)
+    return max(MIN_CONNECTIONS, soft_limit - reserve)
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    max_connections: int | None = None  # None: derived from RLIMIT_NOFILE
+
+    def resolve(self, soft_limit: int | None = None) -> ConnectionLimits:
+        """Fix the ceiling: at most what the descriptor limit allows (raised first)."""
+        fits = descriptor_ceiling(raise_nofile_soft_limit() if soft_limit is None else soft_limit)
+        wanted = self.max_connections
+        if wanted is None:
+            ceiling = min(fits, MAX_DEFAULT_CONNECTIONS)
+        elif wanted > fits:
+            log.warning(
+                "--max-connections %d does not fit the descriptor limit; using %d", wanted, fits
+            )
+            ceiling = fits
+        else:
+            ceiling = wanted
+        return ConnectionLimits(self.head_timeout_s, self.idle_timeout_s, ceiling)
+
+
+class State(enum.Enum):
+    FRESH = "fresh"
+    HEAD = "head"
+    IDLE = "idle"
+    BUSY = "busy"
+
+
+class GuardedProtocol(asyncio.Protocol):
+    """Forwards every event to aiohttp's handler and reports progress to the guard."""
+
+    __slots__ = ("guard", "inner", "state", "transport")
+
+    def __init__(self, guard: ConnectionGuard, inner: RequestHandler) -> None:
+        self.guard = guard
+        self.inner = inner
+        self.state: State | None = None  # None: not admitted (or gone)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.guard.admit(self):
+            transport.write(_REJECT)
+            transport.close()
+            return
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is State.IDLE:
+            self.guard.move(self, State.HEAD)
+        self.inner.data_received(data)
+
+    def eof_received(self) -> None:
+        if self.state is not None:
+            self.inner.eof_received()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.state is None:
+            return
+        self.guard.forget(self)
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def close(self) -> None:
+        self.inner.force_close()
+
+
+class ConnectionGuard:
+    """Tracks every connection of one server; touched only on the event loop thread."""
+
+    def __init__(self, limits: ConnectionLimits, *, now: Callable[[], float] | None = None) -> None:
+        assert limits.max_connections is not None, "resolve() the limits first"
+        self.limits = limits
+        self.ceiling = limits.max_connections
+        self._now = now
+        self._deadline_s = {
+            State.FRESH: limits.head_timeout_s,
+            State.HEAD: limits.head_timeout_s,
+            State.IDLE: limits.idle_timeout_s,
+        }
+        # state -> {connection: deadline}, in entry order (so in deadline order)
+        self._waiting: dict[State, dict[GuardedProtocol, float]] = {s: {} for s in self._deadline_s}
+        self._busy: set[GuardedProtocol] = set()
+        self._by_handler: dict[RequestHandler, GuardedProtocol] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.evicted = 0
+        self.timed_out = 0
+        self.rejected = 0
+
+    # -- wiring ------------------------------------------------------------------
+    def factory(self, make_handler: Callable[[], RequestHandler]) -> Callable[[], GuardedProtocol]:
+        """A protocol factory for `loop.create_server` around aiohttp's own."""
+        return lambda: GuardedProtocol(self, make_handler())
+
+    def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
+        @web.middleware
+        async def mark_busy(
+            request: web.Request,
+            handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        ) -> web.StreamResponse:
+            conn = self._by_handler.get(request.protocol)
+            if conn is not None and conn.state is not None:
+                self.move(conn, State.BUSY)
+            try:
+                return await handler(request)
+            finally:
+                if conn is not None and conn.state is State.BUSY:
+                    self.move(conn, State.IDLE)
+
+        return mark_busy
+
+    # -- bookkeeping -------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        return len(self._busy) + sum(len(d) for d in self._waiting.values())
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: len(d) for s, d in self._waiting.items()}
+        out[State.BUSY.value] = len(self._busy)
+        return out
+
+    def _time(self) -> float:
+        return self._now() if self._now is not None else asyncio.get_running_loop().time()
+
+    def admit(self, conn: GuardedProtocol) -> bool:
+        if self.count >= self.ceiling and not self._evict_one():
+            self.rejected += 1
+            return False
+        self._by_handler[conn.inner] = conn
+        self.move(conn, State.FRESH)
+        self._arm()
+        return True
+
+    def move(self, conn: GuardedProtocol, state: State) -> None:
+        self._leave(conn)
+        conn.state = state
+        if state is State.BUSY:
+            self._busy.add(conn)
+        else:
+            self._waiting[state][conn] = self._time() + self._deadline_s[state]
+
+    def forget(self, conn: GuardedProtocol) -> None:
+        self._leave(conn)
+        conn.state = None
+        self._by_handler.pop(conn.inner, None)
+
+    def _leave(self, conn: GuardedProtocol) -> None:
+        if conn.state is State.BUSY:
+            self._busy.discard(conn)
+        elif conn.state is not None:
+            self._waiting[conn.state].pop(conn, None)
+
+    def _evict_one(self) -> bool:
+        """Close the oldest connection without a request in hand; False if there is none."""
+        for state in (State.FRESH, State.IDLE, State.HEAD):
+            waiting = self._waiting[state]
+            if waiting:
+                self._drop(next(iter(waiting)))
+                self.evicted += 1
+                return True
+        return False
+
+    def _drop(self, conn: GuardedProtocol) -> None:
+        self.forget(conn)
+        conn.close()
+
+    # -- deadlines ---------------------------------------------------------------
+    def _arm(self) -> None:
+        if self._sweeper is None:
+            period = min(1.0, self.limits.head_timeout_s / 4, self.limits.idle_timeout_s / 4)
+            self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep, period)
+
+    def _sweep(self, period: float) -> None:
+        self._sweeper = None
+        now = self._time()
+        for waiting in self._waiting.values():
+            while waiting:
+                conn, deadline = next(iter(waiting.items()))
+                if deadline > now:
+                    break
+                self._drop(conn)
+                self.timed_out += 1
+        if self.count:
+            self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep, period)
+
+    def close_waiting(self) -> None:
+        """Shutdown: connections without a request in hand go at once."""
+        for waiting in self._waiting.values():
+            for conn in list(waiting):
+                self._drop(conn)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+
+async def serve(
+    guard: ConnectionGuard,
+    make_handler: Callable[[], RequestHandler],
+    sock: socket.socket,
+    *,
+    ssl: SSLContext | None = None,
+    backlog: int = 4096,
+) -> asyncio.AbstractServer:
+    """Accept on `sock` with every connection under `guard`."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        guard.factory(make_handler), sock=sock, ssl=ssl, backlog=backlog
+    )
