@@ -137,6 +137,7 @@ class FakeDevice:
     compute_processes: list[FakeProcess] = field(default_factory=list)
     graphics_processes: list[FakeProcess] = field(default_factory=list)
     process_samples: list[FakeSample] | None = field(default_factory=list)
+    energy_mj: int | None = None  # total energy since the driver loaded (Volta and later)
 
 
 @dataclass(frozen=True)
@@ -346,6 +347,9 @@ class FakeNvml:
 
     def nvmlDeviceGetPerformanceState(self, handle: FakeHandle) -> int:
         return self._known(self._enter("nvmlDeviceGetPerformanceState", handle).pstate)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: FakeHandle) -> int:
+        return self._known(self._enter("nvmlDeviceGetTotalEnergyConsumption", handle).energy_mj)
 
     def nvmlDeviceGetPowerManagementLimit(self, handle: FakeHandle) -> int:
         return self._known(self._enter("nvmlDeviceGetPowerManagementLimit", handle).power_limit_mw)

@@ -12,6 +12,7 @@ some time apart, which a single synchronous read cannot take without sleeping.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -103,6 +104,7 @@ class NvidiaReader:
         self._remote_types: dict[tuple[int, int], str] = {}
         self._samples_since_us: dict[int, int] = {}
         self._no_process_utilization: set[int] = set()
+        self._energy_mj: Mapping[str, int] = {}
 
     @classmethod
     def probe(
@@ -129,7 +131,17 @@ class NvidiaReader:
     def read(self) -> list[GpuInfo]:
         devices = self._enumerate()
         stamp = local_time_text(self._clock())
-        return [self._read_device(device, stamp) for device in devices]
+        gpus = [self._read_device(device, stamp) for device in devices]
+        self._energy_mj = _energy_counters(devices)
+        return gpus
+
+    def energy_counters_mj(self) -> Mapping[str, int]:
+        """NVML's total-energy counters (millijoules by UUID) as of the last read.
+
+        Not part of the Snapshot (all-smi's schema has no such field); the energy
+        account takes them from here with each frame.
+        """
+        return self._energy_mj
 
     def read_processes(self) -> list[GpuProcess]:
         found: list[GpuProcess] = []
@@ -281,6 +293,16 @@ class NvidiaReader:
         with self._lock:
             self._samples_since_us[device.index] = max(s for s, _ in latest.values())
         return {pid: util for pid, (_, util) in latest.items()}
+
+
+def _energy_counters(devices: list[DeviceStatic]) -> dict[str, int]:
+    # Millijoules since the driver loaded, Volta and later; NotSupported is remembered.
+    found: dict[str, int] = {}
+    for device in devices:
+        millijoules = device.calls.get("nvmlDeviceGetTotalEnergyConsumption")
+        if millijoules is not None and millijoules >= 0:
+            found[device.uuid] = int(millijoules)
+    return found
 
 
 def _first_answer(calls: DeviceCalls, names: tuple[str, ...]) -> Any:
