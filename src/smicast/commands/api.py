@@ -15,7 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from smicast.commands import api_settings
-from smicast.commands._common import add_source_arguments, bool_arg, make_collector, positive_float
+from smicast.commands._common import (
+    add_source_arguments,
+    bool_arg,
+    faults_or_exit,
+    make_collector,
+    positive_float,
+)
 from smicast.include import DEFAULT_SECTIONS, Section
 from smicast.schema import Snapshot
 
@@ -117,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         parser.error("no listeners configured: use --port or --socket")
     if args.replay and args.simulate:
         parser.error("--replay and --simulate are mutually exclusive")
+    faults_or_exit(parser, args)
     for path in args.replay or ():
         if not Path(path).is_file():
             parser.error(f"--replay: {path}: no such file")

@@ -19,6 +19,7 @@ from smicast.commands._common import (
     add_include_argument,
     add_source_arguments,
     arg_type,
+    faults_or_exit,
     non_negative_float,
     sections_or_exit,
 )
@@ -114,6 +115,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.parser
     sections = sections_or_exit(parser, args.include)
+    faults_or_exit(parser, args)
     if args.interval is not None and not args.interval >= MIN_INTERVAL_S:
         parser.error(f"--interval must be at least {MIN_INTERVAL_S} s, got {args.interval:g}")
     if args.interval is not None and args.interval == float("inf"):

@@ -17,6 +17,7 @@ from smicast.commands._common import (
     add_include_argument,
     add_source_arguments,
     bool_arg,
+    faults_or_exit,
     make_collector,
     non_negative_float,
     sections_or_exit,
@@ -110,6 +111,7 @@ def report_errors(snapshots: Sequence[Snapshot]) -> None:
 def run(args: argparse.Namespace, *, sleep: Callable[[float], None] = time.sleep) -> int:
     parser: argparse.ArgumentParser = args.parser
     sections = sections_or_exit(parser, args.include)
+    faults_or_exit(parser, args)
     if args.samples < 1:
         parser.error("--samples must be >= 1")
     if args.timeout_ms < 1:
