@@ -294,7 +294,7 @@ def test_simulated_platforms_render_valid_text(platform: str) -> None:
     names = {f.name for f in text_string_to_metric_families(text)}
     assert "all_smi_gpu_memory_used_bytes" in names
     if platform in ("gaudi", "tenstorrent"):
-        assert "all_smi_npu_device_info" in names
+        assert "all_smi_npu_firmware_info" in names
         assert any(name.startswith(f"all_smi_{platform}_") for name in names)
     for line in samples(text):
         assert VIEW_LINE.match(line), line
@@ -672,12 +672,14 @@ def test_npu_common_and_vendor_families() -> None:
         },
     )
     text = render_metrics(make_snapshot(gpus=[make_gpu("A100"), gaudi, tenstorrent]))
+    # Label values sanitized as all-smi's CommonNpuExporter does: [A-Za-z0-9_.-] only.
     assert lines_of(text, "all_smi_npu_firmware_info")[0] == (
-        'all_smi_npu_firmware_info{npu="Intel Gaudi 3", instance="mockhost:9090", '
-        'npu_uuid="GPU-Intel Gaudi 3-UUID", npu_index="1", firmware="1.18.0"} 1'
+        'all_smi_npu_firmware_info{npu="Intel_Gaudi_3", instance="mockhost_9090", '
+        'npu_uuid="GPU-Intel_Gaudi_3-UUID", npu_index="1", firmware="1.18.0"} 1'
     )
-    assert len(lines_of(text, "all_smi_npu_device_info")) == 2
-    assert lines_of(text, "all_smi_npu_temperature_celsius")[0].endswith("} 45")
+    # Defined by all-smi's common NPU exporter, called by no vendor path: never emitted.
+    for family in ("device_info", "temperature_celsius", "power_watts", "power_draw_watts"):
+        assert f"all_smi_npu_{family}" not in text
     assert lines_of(text, "all_smi_gaudi_power_utilization_percent")[0].endswith("} 50")
     assert 'internal_name="HL-325L"' in lines_of(text, "all_smi_gaudi_internal_name_info")[0]
     assert lines_of(text, "all_smi_gaudi_memory_utilization_percent")[0].endswith("} 12.5")

@@ -12,9 +12,9 @@ from smicast.prometheus.text import Family, Samples, detail_value, fixed, labels
 from smicast.schema import ChassisInfo
 
 CHASSIS_FAMILIES: Final = (
-    Family("all_smi_chassis_info", "Chassis identity from DMI; always 1"),
-    Family("all_smi_chassis_power_watts", "Total chassis power consumption in watts (CPU+GPU+ANE)"),
-    Family("all_smi_chassis_thermal_pressure_info", "Thermal pressure level (Apple Silicon)"),
+    Family("all_smi_chassis_info", "Chassis/node identification information"),
+    Family("all_smi_chassis_power_watts", "Total chassis power consumption in watts"),
+    Family("all_smi_chassis_thermal_pressure_info", "Thermal pressure level (macOS)"),
     Family("all_smi_chassis_cpu_power_watts", "CPU power consumption in watts"),
     Family("all_smi_chassis_gpu_power_watts", "GPU power consumption in watts"),
     Family(

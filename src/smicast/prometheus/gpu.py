@@ -68,7 +68,8 @@ GPU_FAMILIES: Final = (
     ),
     Family(
         "all_smi_gpu_fan_speed_rpm",
-        "GPU fan speed in RPM (omitted when the device has no fan tachometer)",
+        "GPU fan speed in revolutions per minute (metric is omitted when the device reports "
+        "no tachometer)",
     ),
     Family(
         "all_smi_gpu_temperature_threshold_slowdown_celsius",
@@ -117,7 +118,9 @@ HARDWARE_FAMILIES: Final = (
     Family(
         "all_smi_nvlink_remote_device_type",
         "NvLink remote endpoint classification per active link. Value is always 1; "
-        "classification is carried in the `remote_type` label (gpu / switch / ibmnpu / unknown).",
+        "classification is carried in the `remote_type` label (gpu / switch / ibmnpu / unknown). "
+        "Optional `bandwidth_mb_s` label carries the per-link bandwidth hint used by the topology "
+        "tab's NVn classifier (omitted when the driver does not report it).",
     ),
     Family(
         "all_smi_gpu_sm_occupancy",

@@ -3,10 +3,16 @@
 Label set N = `npu, instance, npu_uuid, npu_index` (position in the full `gpus`
 list). Everything vendor-specific comes from `detail`, so only keys a reader
 writes produce a family; Rebellions, Furiosa and TPU extras are not exported.
+
+Of all-smi's common NPU families only `all_smi_npu_firmware_info` is on the wire:
+its exporter defines `all_smi_npu_device_info`, `_temperature_celsius`,
+`_power_watts` and `_power_draw_watts` but no vendor path calls them. The firmware
+series has its label values sanitized as all-smi does (`npu="Intel_Gaudi_3"`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -15,13 +21,17 @@ from smicast.schema import GpuInfo
 
 NPU_TYPES: Final = frozenset({"NPU", "TPU"})
 
-_COMMON: Final = (
-    Family("all_smi_npu_firmware_info", "NPU firmware version"),
-    Family("all_smi_npu_device_info", "NPU device information"),
-    Family("all_smi_npu_temperature_celsius", "NPU temperature in celsius"),
-    Family("all_smi_npu_power_watts", "NPU power consumption in watts"),
-    Family("all_smi_npu_power_draw_watts", "NPU power draw in watts"),
-)
+_COMMON: Final = (Family("all_smi_npu_firmware_info", "NPU firmware version"),)
+# all-smi's CommonNpuExporter::sanitize_label: at most 128 bytes, then every character
+# outside [A-Za-z0-9_.-] becomes `_` (one per character, multi-byte ones included).
+MAX_SANITIZED_LABEL_BYTES: Final = 128
+_NOT_SAFE: Final = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def sanitize_label(value: str) -> str:
+    cut = value.encode("utf-8")[:MAX_SANITIZED_LABEL_BYTES].decode("utf-8", "ignore")
+    return _NOT_SAFE.sub("_", cut)
+
 
 _GAUDI: Final = (
     Family("all_smi_gaudi_device_info", "Intel Gaudi device information"),
@@ -124,19 +134,18 @@ _TENSTORRENT: Final = (
 NPU_FAMILIES: Final = (*_COMMON, *_GAUDI, *_TENSTORRENT)
 
 
-def _common(gpu: GpuInfo, base: Pairs, n: str, add: Callable[[str, str, str | None], None]) -> None:
-    detail = gpu.detail
-    firmware = detail.get("firmware")
-    if firmware is not None:
-        add("all_smi_npu_firmware_info", labels((*base, ("firmware", firmware))), "1")
-    add("all_smi_npu_device_info", labels((*base, ("device_type", gpu.device_type))), "1")
-    for key, family in (
-        ("temperature", "all_smi_npu_temperature_celsius"),
-        ("power", "all_smi_npu_power_watts"),
-        ("power_draw", "all_smi_npu_power_draw_watts"),
-    ):
-        if key in detail:
-            add(family, n, number(_number(detail[key])))
+def _firmware(gpu: GpuInfo, index: str, add: Callable[[str, str, str | None], None]) -> None:
+    firmware = gpu.detail.get("firmware")
+    if firmware is None:
+        return
+    pairs = (
+        ("npu", sanitize_label(gpu.name)),
+        ("instance", sanitize_label(gpu.instance)),
+        ("npu_uuid", sanitize_label(gpu.uuid)),
+        ("npu_index", index),
+        ("firmware", sanitize_label(firmware)),
+    )
+    add("all_smi_npu_firmware_info", labels(pairs), "1")
 
 
 def _gaudi(gpu: GpuInfo, base: Pairs, n: str, add: Callable[[str, str, str | None], None]) -> None:
@@ -230,7 +239,7 @@ def render_npus(gpus: Sequence[GpuInfo], out: list[str]) -> None:
             ("npu_index", str(index)),
         )
         n = labels(base)
-        _common(gpu, base, n, samples.add)
+        _firmware(gpu, str(index), samples.add)
         if "Tenstorrent" in gpu.name:
             _tenstorrent(gpu, base, n, samples.add)
         elif "Gaudi" in gpu.name:
