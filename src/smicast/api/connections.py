@@ -28,7 +28,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ssl import SSLContext
-from typing import Final
+from typing import Final, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -105,13 +105,13 @@ class GuardedProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TLS transport is a Transport in all but its class (not a subclass)
+        self.transport = stream = cast(asyncio.Transport, transport)
         if not self.guard.admit(self):
-            transport.write(_REJECT)
-            transport.close()
+            stream.write(_REJECT)
+            stream.close()
             return
-        self.inner.connection_made(transport)
+        self.inner.connection_made(stream)
 
     def data_received(self, data: bytes) -> None:
         if self.state is State.IDLE:
