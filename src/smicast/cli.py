@@ -15,7 +15,7 @@ from typing import Protocol, cast
 
 from smicast import __version__
 
-COMMANDS = ("snapshot", "api", "record", "replay")
+COMMANDS = ("snapshot", "api", "record", "replay", "hash-password")
 
 
 class _Command(Protocol):
@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _command(name: str) -> _Command:
-    return cast(_Command, importlib.import_module(f"smicast.commands.{name}"))
+    return cast(_Command, importlib.import_module(f"smicast.commands.{name.replace('-', '_')}"))
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
