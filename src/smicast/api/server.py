@@ -17,7 +17,7 @@ from typing import Final
 
 from aiohttp import web
 
-from smicast.api import cors, handlers, sse
+from smicast.api import cors, energy, handlers, sse
 from smicast.api.loop import collection_loop, replay_loop
 from smicast.api.state import ApiState
 from smicast.schema import Snapshot
@@ -43,6 +43,7 @@ def build_app(state: ApiState, policy: cors.CorsPolicy) -> web.Application:
     app.router.add_get("/snapshot", handlers.snapshot)
     app.router.add_get("/events", sse.events)
     app.router.add_get("/-/ready", handlers.ready)
+    app.router.add_get("/energy", energy.energy)
     cors.install(app, policy)
 
     async def server_header(_: web.Request, response: web.StreamResponse) -> None:
