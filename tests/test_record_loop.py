@@ -65,6 +65,24 @@ def test_fixed_rate_schedule_until_the_duration(tmp_path: Path) -> None:
     assert len(list(iter_frames([tmp_path / "t.ndjson"]))) == 4
 
 
+def test_the_duration_ends_a_wait_for_a_later_slot(tmp_path: Path) -> None:
+    # `record --duration 1 --interval 8`: one frame, then the end at 1 s, not at 8 s.
+    clock = FakeTime()
+    collect = SlowCollector(clock, costs=[0.25])
+    record_local(
+        collect,
+        writer(tmp_path),
+        interval_s=8.0,
+        duration_s=1.0,
+        stop=threading.Event(),
+        monotonic=clock.monotonic,
+        wait=clock.wait,
+    )
+    assert collect.started == [0.0]
+    assert clock.waits == [0.75]
+    assert clock.now - 50.0 == 1.0
+
+
 def test_an_overrun_runs_next_at_once_and_skips_missed_slots(tmp_path: Path) -> None:
     clock = FakeTime()
     collect = SlowCollector(clock, costs=[0.7, 0.0, 1.6, 0.0, 0.0])

@@ -291,6 +291,38 @@ def test_record_stream_writes_every_frame_until_stopped(tmp_path: Path) -> None:
     assert header["hosts"] == ["http://agent/events"] and header["interval_ms"] == 0
 
 
+def test_record_stream_flushes_on_a_timer_when_the_source_goes_quiet(tmp_path: Path) -> None:
+    path = tmp_path / "t.ndjson.zst"
+    writer = TraceWriter(path, hosts=["x"], interval_ms=0, flush_every_s=0.1)
+    on_disk: list[int] = []
+
+    async def source() -> AsyncIterator[Snapshot]:
+        for i in range(3):
+            yield frame(i)  # the first is flushed at once, the next two wait for a flush
+        await asyncio.sleep(3600)  # the agent goes quiet
+        yield frame(99)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            # What a crash would leave: the file as it is on disk, read while recording.
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                on_disk.append(len(list(iter_frames([path]))))
+                if on_disk[-1] == 3:
+                    break
+            stop.set()
+
+        watcher = asyncio.create_task(watch())
+        await record_stream(source(), writer, stop=stop)
+        await watcher
+
+    asyncio.run(main())
+    assert on_disk[-1] == 3  # flushed with no further frame arriving
+    writer.close()
+
+
 def test_record_stream_stops_after_the_duration(tmp_path: Path) -> None:
     path = tmp_path / "t.ndjson"
     writer = TraceWriter(path, hosts=["x"], interval_ms=0)

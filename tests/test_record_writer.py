@@ -8,6 +8,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import zstandard
@@ -240,3 +241,68 @@ def test_a_full_disk_names_the_file_and_keeps_earlier_frames(tmp_path: Path, nam
     stats = TraceStats()
     frames = list(iter_frames([path], stats))
     assert [f.timestamp for f in frames] == [frame(i).timestamp for i in range(written)]
+
+
+class FailingSync(FileSink):
+    """A real file whose fsync fails (EIO), as on a disk that went away."""
+
+    opened: ClassVar[list[FailingSync]] = []
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.fd = self._fd
+        self.syncs = 0
+        FailingSync.opened.append(self)
+
+    def sync(self) -> None:
+        self.syncs += 1
+        if self.syncs > 1:  # the first frame's flush works; later ones fail
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("when", ["close", "rotate"])
+def test_a_failed_fsync_does_not_leak_the_descriptor(tmp_path: Path, when: str) -> None:
+    FailingSync.opened.clear()
+    path = tmp_path / "t.ndjson"
+    writer = TraceWriter(
+        path,
+        hosts=["h"],
+        interval_ms=1000,
+        max_size=1 if when == "rotate" else 0,
+        flush_every_s=3600,
+        open_sink=FailingSync,
+    )
+    [sink] = FailingSync.opened
+    with pytest.raises(OutputError, match="Input/output error"):
+        writer.write(small(0))  # flushed at once, then the segment is full: rotation
+        writer.close()
+    assert not _is_open(sink.fd)
+    writer.close()  # nothing left to do
+
+
+def test_flush_if_due_flushes_frames_that_waited(tmp_path: Path) -> None:
+    path = tmp_path / "t.ndjson.zst"
+    clock = Clock()
+    writer = TraceWriter(path, hosts=["h"], interval_ms=0, flush_every_s=10, monotonic=clock)
+    assert writer.flush_due_at() is None
+    writer.write(frame(0))  # flushed at once
+    assert writer.flush_due_at() is None
+    clock.now = 1.0
+    writer.write(frame(1))
+    assert writer.flush_due_at() == 10.0
+    clock.now = 9.0
+    writer.flush_if_due()
+    assert len(list(iter_frames([path]))) == 1  # not due yet
+    clock.now = 10.0
+    writer.flush_if_due()
+    assert len(list(iter_frames([path]))) == 2
+    assert writer.flush_due_at() is None
+    writer.close()

@@ -3,7 +3,11 @@
 Local: frame k is due at `start + k * interval`. A collection that overruns is
 followed at once by the next one, but slots missed by more than one interval
 are skipped rather than bunched (a burst of identical-second frames after a
-stall tells nobody anything). The duration is checked before each collection.
+stall tells nobody anything). The duration is checked before each collection, and
+a wait for the next slot ends early at the duration's end.
+
+Stream: frames are written as they arrive; a flush timer makes sure a frame never
+waits more than `flush_every_s` for its flush when the source goes quiet.
 
 Stopping: SIGINT and SIGTERM set a flag; the frame in hand is written whole and
 the file closed cleanly. A second signal while closing gives up (exit 130).
@@ -24,6 +28,7 @@ from smicast.record.writer import TraceWriter
 from smicast.schema import Snapshot
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_MIN_FLUSH_TIMER_S = 0.05  # with --flush-every 0 every write flushes; the timer idles
 
 
 @contextlib.contextmanager
@@ -61,14 +66,15 @@ def record_local(
     """
     wait = wait or stop.wait
     start = monotonic()
+    end = start + duration_s if duration_s else float("inf")
     slot = 0
     while not stop.is_set():
         now = monotonic()
-        if duration_s and now - start >= duration_s:
+        if now >= end:
             break
         due = start + slot * interval_s
         if now < due:
-            if wait(due - now):
+            if wait(min(due, end) - now):
                 break
             continue
         writer.write(collect())
@@ -96,16 +102,25 @@ async def record_stream(
             if progress is not None:
                 progress.update(writer.stats)
 
+    async def flush_timer() -> None:
+        # Runs on the loop like consume(), so it never interleaves with a write.
+        while True:
+            due = writer.flush_due_at()
+            delay = writer.flush_every_s if due is None else due - writer.monotonic()
+            await asyncio.sleep(max(delay, _MIN_FLUSH_TIMER_S))
+            writer.flush_if_due()
+
     reader = asyncio.create_task(consume())
     stopper = asyncio.create_task(stop.wait())
+    flusher = asyncio.create_task(flush_timer())
     try:
         await asyncio.wait(
-            {reader, stopper},
+            {reader, stopper, flusher},
             timeout=duration_s or None,
             return_when=asyncio.FIRST_COMPLETED,
         )
     finally:
-        for task in (stopper, reader):  # the reader last: its failure is the one to raise
+        for task in (flusher, stopper, reader):  # the reader last: its failure is raised
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

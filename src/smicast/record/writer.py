@@ -100,7 +100,7 @@ class TraceWriter:
         self.stats = WriterStats()
         self.rotated: list[Path] = []  # oldest first; only segments this writer made
         self._header = header_line(hosts, interval_ms)
-        self._monotonic = monotonic
+        self.monotonic = monotonic
         self._open_sink = open_sink
         self._sink: Sink | None = None
         self._encoder: Encoder = make_encoder(self.codec)
@@ -108,6 +108,7 @@ class TraceWriter:
         self._segment_bytes = 0
         self._segment_frames = 0
         self._last_flush = 0.0
+        self._unflushed = 0  # frames written since the last flush
         self._next_number = 1
         self._failed = False
         self._open_segment()  # an existing file or symlink is refused before any collection
@@ -125,11 +126,32 @@ class TraceWriter:
             self._segment_frames += 1
             if seq > 0 and seq % INDEX_EVERY_N_FRAMES == 0:
                 self._emit(index_line(seq, self._segment_bytes))
-            now = self._monotonic()
+            self._unflushed += 1
+            now = self.monotonic()
             if self._segment_frames == 1 or now - self._last_flush >= self.flush_every_s:
                 self._flush(now)
             if self.max_size and self._segment_bytes >= self.max_size:
                 self._rotate()
+        except OSError as exc:
+            self._abandon()
+            raise output_error(self.path, exc) from exc
+
+    def flush_due_at(self) -> float | None:
+        """When (on `monotonic`) the frames not yet flushed must be; None when there are none."""
+        if self._sink is None or not self._unflushed:
+            return None
+        return self._last_flush + self.flush_every_s
+
+    def flush_if_due(self) -> None:
+        """Flush now if frames have waited `flush_every_s`: for a source that went quiet."""
+        due = self.flush_due_at()
+        if due is None or self._failed:
+            return
+        now = self.monotonic()
+        if now < due:
+            return
+        try:
+            self._flush(now)
         except OSError as exc:
             self._abandon()
             raise output_error(self.path, exc) from exc
@@ -172,14 +194,17 @@ class TraceWriter:
         if self._sink is not None:
             self._sink.sync()
         self._last_flush = now
+        self._unflushed = 0
 
     def _finish_segment(self) -> None:
         self._out += self._encoder.finish()
         self._drain()
         sink, self._sink = self._sink, None
         if sink is not None:
-            sink.sync()
-            sink.close()
+            try:
+                sink.sync()
+            finally:
+                sink.close()  # a failed fsync must not leak the descriptor
 
     def _rotate(self) -> None:
         self._finish_segment()
