@@ -120,9 +120,50 @@ def test_no_free_temp_name_is_an_error(tmp_path: Path) -> None:
 
 
 def test_missing_directory_is_an_output_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "snap.json"
     with pytest.raises(OutputError) as info:
-        atomic_write(tmp_path / "missing" / "snap.json", b"data")
-    assert "missing" in str(info.value.strerror)
+        atomic_write(path, b"data")
+    # The path the user gave, not the temporary file beside it.
+    assert info.value.strerror == f"{path}: No such file or directory"
+
+
+@pytest.mark.parametrize("name", [".", "..", "", "dir"])
+def test_a_directory_as_the_output_is_refused_before_anything_is_written(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "dir").mkdir()
+    monkeypatch.chdir(tmp_path)
+    path = Path(name)
+    with pytest.raises(OutputError) as info:
+        atomic_write(path, b"data")
+    assert info.value.strerror == f"{path}: is a directory; give a file name"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir"]
+
+
+def test_a_failed_fsync_closes_the_temp_file_and_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[int] = []
+    real_open = os.open
+
+    def tracking_open(*args: object, **kwargs: object) -> int:
+        fd = real_open(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(fd)
+        return fd
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "open", tracking_open)
+    monkeypatch.setattr(os, "fsync", failing_fsync)  # an OS edge with no seam
+    path = tmp_path / "snap.json"
+    with pytest.raises(OutputError, match="Input/output error"):
+        atomic_write(path, b"data")
+    monkeypatch.undo()
+    for fd in opened:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failure_at_rename_is_an_output_error_and_removes_the_temp_file(tmp_path: Path) -> None:

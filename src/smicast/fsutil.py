@@ -67,8 +67,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically: a sibling temp file (0600, no symlink), fsync, rename.
 
     Readers of `path` see the old content or the new, never a half-written file;
-    on any failure the temp file is removed and `path` is untouched.
+    on any failure the temp file is removed and `path` is untouched. Errors name
+    `path` (the user's), never the temporary name, unless the temporary name is
+    itself the problem (a symlink planted there).
     """
+    if path.name in ("", ".", "..") or path.is_dir():
+        raise OutputError(errno.EISDIR, f"{path}: is a directory; give a file name")
     fd, tmp = -1, path
     for n in range(_MAX_TEMP_TRIES + 1):
         tmp = path.with_name(f"{path.name}.tmp" if n == 0 else f"{path.name}.tmp.{n}")
@@ -81,8 +85,8 @@ def atomic_write(path: Path, data: bytes) -> None:
                     errno.ELOOP, _describe(tmp, OSError(errno.ELOOP, "symlink"))
                 ) from None
             continue
-        except OSError as exc:
-            raise OutputError(exc.errno, _describe(tmp, exc)) from exc
+        except OSError as exc:  # no such directory, not writable...
+            raise OutputError(exc.errno, _describe(path, exc)) from exc
     if fd < 0:
         raise OutputError(errno.EEXIST, f"{path}: no free temporary name beside it")
     try:
