@@ -91,9 +91,9 @@ def test_no_energy_while_serving_a_recording() -> None:
     with running(state) as server:
         server.publish(two_gpus(300.0))  # type: ignore[arg-type]
         server.publish(two_gpus(300.0))  # type: ignore[arg-type]
-        status, _, _ = get(server.port, "/energy")
+        status, _, report = get(server.port, "/energy")
         _, _, body = get(server.port, "/metrics")
-    assert status == 404
+    assert status == 200 and json.loads(report) == {"since": None, "devices": []}
     assert b"all_smi_energy" not in body
 
 

@@ -75,6 +75,10 @@ def test_dashboard_shows_live_gpus(smicast: SmicastServer, browser: WebDriver) -
         for name, unit in (("memory", " GiB"), ("temperature", " °C"), ("power", " W")):
             value = text(browser, f'[data-gpu-index="{i}"] [data-field="{name}"]')
             assert value.endswith(unit), (i, name, value)
+    # Energy since the agent started (GET /energy): kWh per GPU and for the host.
+    energy = '[data-gpu-index="{}"] [data-field="energy"]'
+    wait(browser).until(lambda d: all(text(d, energy.format(i)).endswith(" kWh") for i in range(8)))
+    assert " kWh since " in text(browser, '#chassis [data-field="energy"]')
     assert text(browser, '#cpu [data-field="utilization"]').endswith(" %")
     assert text(browser, '#memory [data-field="utilization"]').endswith(" %")
     assert text(browser, "#last-frame") != "—"
@@ -211,6 +215,8 @@ def scripted_origin() -> Iterator[str]:
                 self.send("text/javascript", (static / "dashboard.js").read_bytes())
             elif self.path == "/static/dashboard.css":
                 self.send("text/css", (static / "dashboard.css").read_bytes())
+            elif self.path == "/energy":
+                self.send("application/json", b'{"since": null, "devices": []}')
             elif self.path.startswith("/events?"):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")

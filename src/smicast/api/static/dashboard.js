@@ -15,6 +15,9 @@
   const STALE_MIN_MS = 15000; // no frame for this long (or 4 intervals) -> reconnect
   const MAX_NOTICES = 5;
   const GIB = 1024 * 1024 * 1024;
+  const ENERGY_URL = "energy";
+  const ENERGY_POLL_MS = 10000;
+  const ENERGY_FIRST_POLL_MS = 2000;
 
   const COLORS = {
     utilization: "#4cc2ff",
@@ -212,6 +215,7 @@
         memory: field("memory"),
         temperature: field("temperature"),
         power: field("power"),
+        energy: field("energy"),
       },
       bars: { utilization: bar("utilization"), memory: bar("memory") },
       charts: {
@@ -374,6 +378,53 @@
     chassisPanel.ring.push(now, power);
   }
 
+  // ---- energy (GET /energy: kWh since the agent started, per GPU and host) -------
+
+  let energyByUuid = new Map();
+
+  function kwhText(kwh) {
+    if (!Number.isFinite(kwh) || kwh < 0) return "n/a";
+    return fixed(kwh, kwh < 10 ? 3 : 1) + " kWh";
+  }
+
+  function showCardEnergy(card) {
+    const row = energyByUuid.get(card.uuid);
+    const kwh = row ? num(row.session_kwh) : NaN;
+    setValue(card.fields.energy, row ? kwhText(kwh) : "\u2014", kwh);
+    card.fields.energy.title = row ? "lifetime " + kwhText(num(row.total_kwh)) + (row.measured ? " (measured by the driver)" : "") : "";
+  }
+
+  function showEnergy(report) {
+    const devices = report && Array.isArray(report.devices) ? report.devices : [];
+    energyByUuid = new Map();
+    let host = null;
+    for (const row of devices) {
+      if (!row || typeof row !== "object") continue;
+      if (row.scope === "gpu" && typeof row.gpu_uuid === "string") energyByUuid.set(row.gpu_uuid, row);
+      if (row.scope === "chassis") host = row;
+    }
+    for (const card of cards) showCardEnergy(card);
+    const since = report && typeof report.since === "string" ? new Date(report.since) : null;
+    const sinceText = since && !Number.isNaN(since.getTime()) ? " since " + clockText(since) : "";
+    const el = chassisPanel.field("energy");
+    setValue(el, host ? kwhText(num(host.session_kwh)) + sinceText : "", host ? num(host.session_kwh) : NaN);
+    el.title = host ? "lifetime " + kwhText(num(host.total_kwh)) : "";
+  }
+
+  function pollEnergy() {
+    let delay = ENERGY_POLL_MS;
+    fetch(ENERGY_URL, { cache: "no-store", headers: { Accept: "application/json" } })
+      .then((resp) => (resp.ok ? resp.json() : null))
+      .then((report) => {
+        if (!report) return;
+        showEnergy(report);
+        // A fresh agent has no energy until its second frame: ask again soon.
+        if (report.since && !(Array.isArray(report.devices) && report.devices.length)) delay = ENERGY_FIRST_POLL_MS;
+      })
+      .catch(() => {}) // unreachable or not JSON: the next poll tries again
+      .finally(() => window.setTimeout(pollEnergy, delay));
+  }
+
   function drawHost(now) {
     drawChart(cpuPanel.chart, cpuPanel.ring, COLORS.utilization, 100, now);
     drawChart(memPanel.chart, memPanel.ring, COLORS.memory, 100, now);
@@ -470,6 +521,7 @@
     const gpus = Array.isArray(snap.gpus) ? snap.gpus : [];
     syncCardCount(gpus.length);
     gpus.forEach((gpu, i) => updateCard(cards[i], i, gpu && typeof gpu === "object" ? gpu : {}, now));
+    for (const card of cards) showCardEnergy(card);
     noGpus.hidden = gpus.length > 0;
     updateHost(snap, now);
     showReaderErrors(snap.errors);
@@ -582,4 +634,5 @@
   });
 
   connect();
+  pollEnergy();
 })();
