@@ -12,12 +12,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from smicast.include import Section
 from smicast.readers import WALL_CLOCK, Clock, GpuReader, Reader, default_hostname
 from smicast.readers.fault_spec import FaultSpec
 from smicast.readers.setup import DeferredGpuReader, DeferredReader
+
+if TYPE_CHECKING:
+    from smicast.readers.nvidia_static import NvmlLike
 
 SIMULATED_PLATFORMS: Final = ("nvidia", "amd", "gaudi", "tenstorrent")
 MAX_SIMULATED_DEVICES: Final = 256
@@ -49,7 +52,12 @@ def _gpu_detection_disabled() -> bool:
 
 
 def detect_gpu_readers(
-    *, hostname: str, clock: Clock, procfs: Path = Path("/proc"), sysfs: Path = Path("/sys")
+    *,
+    hostname: str,
+    clock: Clock,
+    procfs: Path = Path("/proc"),
+    sysfs: Path = Path("/sys"),
+    nvml: NvmlLike | None = None,
 ) -> list[DeferredGpuReader]:
     """A reader per vendor that may be present; each probes on its first read, in its worker.
 
@@ -62,7 +70,7 @@ def detect_gpu_readers(
     def nvidia() -> GpuReader | None:
         from smicast.readers.nvidia import NvidiaReader
 
-        return NvidiaReader.probe(hostname=hostname, clock=clock, procfs=procfs)
+        return NvidiaReader.probe(hostname=hostname, clock=clock, nvml=nvml, procfs=procfs)
 
     def amd() -> GpuReader | None:
         from smicast.readers.amd import AmdReader

@@ -38,6 +38,12 @@ class DeferredReader(Generic[R]):
         """The built reader, or None while set-up has not finished (or found nothing)."""
         return self._reader
 
+    @property
+    def ready(self) -> bool:
+        """Set up: built, and (a reader that sets itself up again, e.g. after a reload) ready."""
+        reader = self._reader
+        return self.absent or (reader is not None and bool(getattr(reader, "ready", True)))
+
     def read(self) -> Sequence[Item]:
         reader = self._reader
         if reader is None:
