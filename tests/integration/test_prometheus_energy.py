@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import free_port, require_tool, running, smicast_server, wait_until
+from tests.integration.support import (
+    SmicastServer,
+    free_port,
+    http_get,
+    require_tool,
+    running,
+    smicast_server,
+    wait_until,
+)
 from tests.integration.test_prometheus_server import CONFIG, Prometheus
+from tests.integration.test_promtool import check_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +90,15 @@ def test_energy_counter_rises_and_survives_a_restart(tmp_path: Path) -> None:
     assert set(after) == set(before)
     assert all(after[uuid] >= before[uuid] for uuid in before), (before, after)
     assert resets == dict.fromkeys(before, 0.0)
+
+
+def test_energy_family_passes_promtool(smicast: SmicastServer) -> None:
+    require_tool("promtool")
+    wait_until(
+        lambda: True if b"\nall_smi_energy" in http_get(f"{smicast.url}/metrics").body else None,
+        TIMEOUT_S,
+        "energy counters on /metrics",
+    )
+    body = check_metrics(smicast.url)
+    assert body.count(b'\nall_smi_energy_consumed_joules_total{host="') >= GPUS + 1
+    assert b"# TYPE all_smi_energy_consumed_joules_total counter\n" in body
