@@ -187,15 +187,19 @@ def test_unwritable_output_is_exit_1_with_a_message(
         ),
         (["--include", ""], "at least one section must be requested via --include"),
         (["--include", "gpus"], "unknown --include section `gpus`"),
-        (["--samples", "0"], "--samples must be >= 1"),
-        (["--samples", "-3"], "--samples must be >= 1"),
+        (["--samples", "0"], "--samples: expected a whole number from 1 to 100000, got '0'"),
+        (["--samples", "-3"], "--samples: expected a whole number from 1 to 100000, got '-3'"),
         (["--simulate", "intel:2"], "invalid --simulate value"),
         (["--simulate", "nvidia:0"], "invalid --simulate count 0"),
         (["--query", "name", "--format", "json"], "--query applies to --format csv only"),
         (["--query", "name", "--format", "prometheus"], "--query applies to --format csv only"),
         (["--format", "yaml"], "invalid choice: 'yaml'"),
-        (["--interval", "-1"], "expected a number >= 0"),
-        (["--timeout-ms", "0"], "--timeout-ms must be >= 1"),
+        (["--interval", "-1"], "expected a number from 0 to 1000000, got '-1'"),
+        (["--timeout-ms", "0"], "--timeout-ms: expected a whole number from 1 to 3600000, got '0'"),
+        (
+            ["--timeout-ms", "99999999999999999999"],
+            "--timeout-ms: expected a whole number from 1 to 3600000, got '99999999999999999999'",
+        ),
     ],
 )
 def test_bad_options_exit_2(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import Final, NoReturn, TypeVar
 
 from smicast.collect import DEFAULT_TIMEOUT_S, Collector
 from smicast.envconfig import parse_bool
@@ -44,24 +45,58 @@ def add_include_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+# Every numeric option has an upper bound: a value past it is a typo, and an unbounded
+# one overflows deadlines and time_t a long way from the option that caused it.
+MAX_SECONDS: Final = 1_000_000.0  # intervals, speeds, flush periods (about 11 days)
+MAX_TIMEOUT_MS: Final = 3_600_000  # one hour
 
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type=`: a whole number in low..high, else a one-line error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text) if len(text) <= 40 else None
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {low} to {high}, got {_shown(text)}"
+            )
+        return value
+
+    return parse
+
+
+def bounded_float(low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse `type=`: a number in low..high (above `low` when `above`), else one line."""
+    floor = f"above {_number(low)}" if above else f"from {_number(low)}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value > low if above else value >= low) or not value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected a number {floor} to {_number(high)}, got {_shown(text)}"
+            )
+        return value
+
+    return parse
+
+
+positive_float = bounded_float(0.0, MAX_SECONDS, above=True)
+non_negative_float = bounded_float(0.0, MAX_SECONDS)
+timeout_ms_arg = bounded_int(1, MAX_TIMEOUT_MS)
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +108,12 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         help="simulate N accelerators (nvidia, amd, gaudi, tenstorrent; N defaults to 8) "
         "instead of detecting real ones; CPU, memory, chassis and disks stay real",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for --simulate (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=bounded_int(-(2**63), 2**64 - 1),
+        default=0,
+        help="seed for --simulate (default 0)",
+    )
     parser.add_argument(
         "--fault",
         type=fault_arg,

@@ -18,9 +18,11 @@ from smicast.commands import api_settings
 from smicast.commands._common import (
     add_source_arguments,
     bool_arg,
+    bounded_int,
     faults_or_exit,
     make_collector,
     positive_float,
+    timeout_ms_arg,
 )
 from smicast.include import DEFAULT_SECTIONS, Section
 from smicast.schema import Snapshot
@@ -39,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "-p",
         "--port",
-        type=int,
+        type=bounded_int(0, 65535),
         default=None,
         help="TCP port (default 9090, or SMICAST_API_PORT / ALL_SMI_API_PORT; 0 disables TCP)",
     )
@@ -75,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--timeout-ms",
-        type=int,
+        type=timeout_ms_arg,
         default=5000,
         help="per-reader timeout (default 5000, at most the interval)",
     )

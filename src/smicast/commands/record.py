@@ -16,17 +16,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smicast.commands._common import (
+    MAX_SECONDS,
     add_include_argument,
     add_source_arguments,
     arg_type,
+    bounded_float,
+    bounded_int,
     faults_or_exit,
     non_negative_float,
     sections_or_exit,
+    timeout_ms_arg,
 )
 from smicast.fsutil import OutputError
 from smicast.include import Section
 from smicast.record.format import Codec, codec_for_path, parse_duration, parse_size
-from smicast.record.writer import DEFAULT_FLUSH_EVERY_S
+from smicast.record.writer import DEFAULT_FLUSH_EVERY_S, MAX_ROTATION_NUMBER
 
 if TYPE_CHECKING:
     from smicast.record.progress import Progress
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 PROG = "record"
 MIN_INTERVAL_S = 0.05
 DEFAULT_INTERVAL_S = 3.0
+MAX_FILES = MAX_ROTATION_NUMBER
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,7 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "-i",
         "--interval",
-        type=float,
+        type=bounded_float(MIN_INTERVAL_S, MAX_SECONDS),
         metavar="SECS",
         help=f"seconds between frames, at least {MIN_INTERVAL_S} "
         f"(default {DEFAULT_INTERVAL_S:g}; not with --from, whose agent sets the pace)",
@@ -80,7 +85,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--max-files",
-        type=int,
+        type=bounded_int(1, MAX_FILES),
         default=10,
         metavar="N",
         help="keep at most N files, the active one included (default 10)",
@@ -100,7 +105,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="flush and fsync at least this often; a crash loses at "
         f"most this much (default {DEFAULT_FLUSH_EVERY_S:g}; 0 = every frame)",
     )
-    p.add_argument("--timeout-ms", type=int, default=5000, help="per-reader timeout (default 5000)")
+    p.add_argument(
+        "--timeout-ms", type=timeout_ms_arg, default=5000, help="per-reader timeout (default 5000)"
+    )
     p.add_argument(
         "--from",
         dest="source",
@@ -116,14 +123,6 @@ def run(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.parser
     sections = sections_or_exit(parser, args.include)
     faults_or_exit(parser, args)
-    if args.interval is not None and not args.interval >= MIN_INTERVAL_S:
-        parser.error(f"--interval must be at least {MIN_INTERVAL_S} s, got {args.interval:g}")
-    if args.interval is not None and args.interval == float("inf"):
-        parser.error("--interval must be finite")
-    if args.max_files < 1:
-        parser.error("--max-files must be >= 1 (it counts the active file)")
-    if args.timeout_ms < 1:
-        parser.error("--timeout-ms must be >= 1")
     output = Path(args.output)
     codec = codec_for_path(output)
     if args.compress is not None and Codec(args.compress) is not codec:

@@ -17,16 +17,19 @@ from smicast.commands._common import (
     add_include_argument,
     add_source_arguments,
     bool_arg,
+    bounded_int,
     faults_or_exit,
     make_collector,
     non_negative_float,
     sections_or_exit,
+    timeout_ms_arg,
 )
 from smicast.fsutil import OutputError, atomic_write
 from smicast.include import Section, ordered
 from smicast.schema import Snapshot
 
 PROG = "snapshot"
+MAX_SAMPLES = 100_000
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,7 +44,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--query", metavar="PATHS", help="CSV columns as dot paths, e.g. name,detail.Brand"
     )
     p.add_argument(
-        "--samples", type=int, default=1, help="number of snapshots (JSON array when > 1)"
+        "--samples",
+        type=bounded_int(1, MAX_SAMPLES),
+        default=1,
+        help="number of snapshots (JSON array when > 1)",
     )
     p.add_argument(
         "--interval",
@@ -49,7 +55,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=0.0,
         help="seconds between samples (default 0)",
     )
-    p.add_argument("--timeout-ms", type=int, default=5000, help="per-reader timeout (default 5000)")
+    p.add_argument(
+        "--timeout-ms", type=timeout_ms_arg, default=5000, help="per-reader timeout (default 5000)"
+    )
     p.add_argument(
         "-o", "--output", metavar="PATH", help="write atomically to PATH (mode 0600); - = stdout"
     )
@@ -112,10 +120,6 @@ def run(args: argparse.Namespace, *, sleep: Callable[[float], None] = time.sleep
     parser: argparse.ArgumentParser = args.parser
     sections = sections_or_exit(parser, args.include)
     faults_or_exit(parser, args)
-    if args.samples < 1:
-        parser.error("--samples must be >= 1")
-    if args.timeout_ms < 1:
-        parser.error("--timeout-ms must be >= 1")
     if args.query is not None and args.format != "csv":
         parser.error("--query applies to --format csv only")
     samples = args.samples
@@ -136,6 +140,8 @@ def run(args: argparse.Namespace, *, sleep: Callable[[float], None] = time.sleep
         )
         return 1
 
+    if args.output == "":
+        parser.error("-o/--output: empty path (give a file name, or - for stdout)")
     to_stdout = args.output in (None, "-")
     pretty = args.pretty if args.pretty is not None else (to_stdout and sys.stdout.isatty())
     data = render(args.format, snapshots, ordered(sections), pretty=pretty, query=args.query)

@@ -76,22 +76,32 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _DURATION_UNITS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _SIZE = re.compile(r"^(\d+)(?:([kmg])(?:i?b)?|b?)$")
 _SIZE_UNITS: Final = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+MAX_DURATION_S: Final = 366 * 86400
+MAX_SIZE_BYTES: Final = 1 << 40
 
 
 def parse_duration(text: str) -> float:
     """`30`, `30s`, `5m`, `1h`, `1d`, `1.5h` -> seconds; `0` means no limit."""
-    m = _DURATION.match(text.strip().lower())
+    m = _DURATION.match(text.strip().lower()) if len(text) <= 40 else None
     if m is None:
-        raise ValueError(f"invalid duration {text!r}: expected N, Ns, Nm, Nh or Nd")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        raise ValueError(f"invalid duration {text[:40]!r}: expected N, Ns, Nm, Nh or Nd")
+    seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"duration {text!r} is longer than 366d")
+    return seconds
 
 
 def parse_size(text: str) -> int:
     """`100M`, `512k`, `2G`, `1048576` -> bytes (1024-based); `0` turns rotation off."""
-    m = _SIZE.match(text.strip().lower())
+    m = _SIZE.match(text.strip().lower()) if len(text) <= 40 else None
     if m is None:
-        raise ValueError(f"invalid size {text!r}: expected bytes or N with K, M or G (1024-based)")
-    return int(m.group(1)) * _SIZE_UNITS[m.group(2) or ""]
+        raise ValueError(
+            f"invalid size {text[:40]!r}: expected bytes or N with K, M or G (1024-based)"
+        )
+    size = int(m.group(1)) * _SIZE_UNITS[m.group(2) or ""]
+    if size > MAX_SIZE_BYTES:
+        raise ValueError(f"size {text!r} is larger than 1024G")
+    return size
 
 
 def parse_timecode(text: str) -> float:
@@ -99,6 +109,8 @@ def parse_timecode(text: str) -> float:
     parts = text.strip().split(":")
     if not 1 <= len(parts) <= 3 or not all(p.isascii() and p.isdigit() for p in parts):
         raise ValueError(f"invalid time {text!r}: expected HH:MM:SS, MM:SS or SS")
+    if len(parts[0]) > 7:  # ~115 days of seconds; more is a typo
+        raise ValueError(f"invalid time {text[:40]!r}: too far into a trace")
     values = [int(p) for p in parts]
     if any(v >= 60 for v in values[1:]):
         raise ValueError(f"invalid time {text!r}: minutes and seconds must be below 60")

@@ -38,7 +38,7 @@ from smicast.schema import Snapshot
 
 DEFAULT_FLUSH_EVERY_S: Final = 10.0
 _WRITE_BUFFER_BYTES: Final = 64 << 10
-_MAX_ROTATION_NUMBER: Final = 99_999
+MAX_ROTATION_NUMBER: Final = 99_999
 
 
 class Sink(Protocol):
@@ -215,7 +215,7 @@ class TraceWriter:
         self._open_segment()
 
     def _rename_active(self) -> Path:
-        while self._next_number <= _MAX_ROTATION_NUMBER:
+        while self._next_number <= MAX_ROTATION_NUMBER:
             target = rotated_path(self.path, self._next_number)
             self._next_number += 1
             try:
