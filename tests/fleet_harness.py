@@ -114,7 +114,9 @@ class AppAgent:
             self.port = s.getsockname()[1]
 
         async def begin() -> web.AppRunner:
-            runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            runner = web.AppRunner(
+                app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
+            )
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", self.port).start()
             return runner

@@ -28,6 +28,7 @@ after the agent's `retry:` hint plus jitter.
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import random
 import ssl
@@ -152,17 +153,13 @@ class HostClient:
 
     def _headers(self, accept: str) -> dict[str, str]:
         headers = {"Accept": accept}
-        if self.options.token is not None and self.link.spec.username is None:
+        spec = self.link.spec
+        if spec.username is not None:
+            pair = f"{spec.username}:{spec.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        elif self.options.token is not None:
             headers["Authorization"] = f"Bearer {self.options.token}"
         return headers
-
-    def _auth(self) -> aiohttp.BasicAuth | None:
-        import aiohttp
-
-        spec = self.link.spec
-        if spec.username is None:
-            return None
-        return aiohttp.BasicAuth(spec.username, spec.password or "")
 
     async def _open(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
         import aiohttp
@@ -175,7 +172,6 @@ class HostClient:
             return await self.session.get(
                 url,
                 headers=headers,
-                auth=self._auth(),
                 allow_redirects=False,
                 timeout=timeout,
                 ssl=self.options.ssl_context or True,
@@ -196,6 +192,7 @@ class HostClient:
             _check(resp, "text/event-stream")
             self._process_gone = False
             link.transport = Transport.SSE
+            link.opened(self.clock())
             await self._read_stream(resp)
         finally:
             resp.release()

@@ -1,7 +1,8 @@
 """One watched agent's connection state, as a fleet view shows it. Plain Python.
 
 States: `connecting` until the first frame; `live` while frames come; `stale`
-when a connected host sent no frame for two of its intervals; `reconnecting`
+when a connected host sent no frame for two of its intervals (a host that
+answers but never sends a valid frame turns stale the same way); `reconnecting`
 right after a stream ended; `offline` when the agent cannot be reached. The
 state a view shows is computed from the time passed in, so no timer is needed
 to turn a silent host stale.
@@ -47,6 +48,7 @@ class HostLink:
     transport: Transport | None = None
     error: str | None = None  # the last problem; cleared by the next good frame
     last_frame_s: float | None = None  # monotonic time of the last good frame
+    opened_s: float | None = None  # when the current connection was answered
     interval_s: float = DEFAULT_INTERVAL_S
     frames: int = 0  # good frames received
     invalid: int = 0  # frames dropped: not JSON, another schema, over the size bound
@@ -62,13 +64,15 @@ class HostLink:
 
     def state_at(self, now_s: float) -> HostState:
         """The state to show at monotonic time `now_s`."""
-        if (
-            self.state is HostState.LIVE
-            and self.last_frame_s is not None
-            and now_s - self.last_frame_s > STALE_AFTER_INTERVALS * self.interval_s
-        ):
-            return HostState.STALE
+        if self.state in (HostState.LIVE, HostState.CONNECTING):
+            since = max(self.last_frame_s or -1e18, self.opened_s or -1e18)
+            if since > -1e18 and now_s - since > STALE_AFTER_INTERVALS * self.interval_s:
+                return HostState.STALE  # connected, but no frame comes
         return self.state
+
+    def opened(self, now_s: float) -> None:
+        """The agent answered; frames should follow."""
+        self.opened_s = now_s
 
     def frame(self, now_s: float, *, polled_every_s: float | None = None) -> None:
         """A good frame arrived."""
