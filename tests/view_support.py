@@ -41,3 +41,53 @@ class FakeTime:
         self.waits.append(timeout_s)
         self.now += timeout_s
         return False
+
+
+def simulated_frames(count: int, n_frames: int, *, hostname: str = "gpu-node-01") -> list[Snapshot]:
+    """`n_frames` one second apart from `count` simulated NVIDIA GPUs, with cores and processes."""
+    from smicast.readers.simulated import SimulatedReader
+    from smicast.schema import CoreUtilization
+    from tests.fakes import make_cpu, make_memory
+
+    now = [float(T0)]
+    reader = SimulatedReader("nvidia", count, seed=7, hostname=hostname, clock=lambda: now[0])
+    frames = []
+    for i in range(n_frames):
+        now[0] = T0 + i
+        gpus = reader.read()
+        procs = [p.info for p in reader.read_processes() if p.info is not None]
+        cores = [
+            CoreUtilization(core_id=c, utilization=float((c * 7 + i * 3) % 100)) for c in range(32)
+        ]
+        frames.append(
+            Snapshot(
+                timestamp=stamp(i),
+                hostname=hostname,
+                gpus=gpus,
+                cpus=[make_cpu(hostname=hostname, per_core_utilization=cores)],
+                memory=[make_memory(hostname=hostname)],
+                chassis=[],
+                processes=procs,
+            )
+        )
+    return frames
+
+
+class ListSource:
+    """A source that yields the given events, then whatever `push()` adds."""
+
+    kind = "local"
+    label = "test source"
+
+    def __init__(self, events: Sequence[object] = (), *, signals_processes: bool = False) -> None:
+        self.signals_processes = signals_processes
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        for e in events:
+            self._queue.put_nowait(e)
+
+    def push(self, event: object) -> None:
+        self._queue.put_nowait(event)
+
+    async def events(self):  # type: ignore[no-untyped-def]
+        while True:
+            yield await self._queue.get()

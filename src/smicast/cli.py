@@ -15,7 +15,7 @@ from typing import Protocol, cast
 
 from smicast import __version__
 
-COMMANDS = ("snapshot", "api", "record", "replay", "hash-password")
+COMMANDS = ("snapshot", "api", "record", "replay", "hash-password", "view")
 
 
 class _Command(Protocol):
@@ -51,6 +51,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list and sys.stdin.isatty() and sys.stdout.isatty():
+        args_list = ["view"]  # bare `smicast` on a terminal opens the viewer, as all-smi does
     chosen = next((a for a in args_list if a in COMMANDS), None)
     parser = build_parser(only=chosen)
     args = parser.parse_args(args_list)
