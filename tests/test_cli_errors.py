@@ -94,3 +94,17 @@ def test_snapshot_output_paths_that_cannot_work(
     assert message in error_line(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
     assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_replay_across_a_far_future_timestamp_warns_once_and_finishes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tests.test_replay_pacing import trace
+
+    path = trace(tmp_path / "t.ndjson", [0, 1, "9999-12-31T23:59:59Z"])
+    assert run(["replay", str(path), "--speed", "10000"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert len(captured.out.splitlines()) == 3
+    [warning] = [line for line in captured.err.splitlines() if "warning" in line]
+    assert warning.startswith("replay: warning: a gap of ") and "cut to 60 s" in warning

@@ -132,3 +132,59 @@ def test_timestamp_epoch() -> None:
     assert timestamp_epoch("1970-01-12T13:46:40") == T0
     assert timestamp_epoch("1970-01-12T15:46:40+02:00") == T0
     assert timestamp_epoch("not a time") is None
+
+
+@pytest.mark.parametrize(
+    ("late", "gap_s"),
+    [(10**9, 10**9 - 1), ("9999-12-31T23:59:59Z", None)],  # a jump; a far-future timestamp
+)
+def test_one_huge_gap_is_cut_with_a_warning(
+    tmp_path: Path, late: float | str, gap_s: float | None
+) -> None:
+    after = late + 2 if isinstance(late, int) else "9999-12-31T23:59:59Z"
+    path = trace(tmp_path / "t.ndjson", [0, 1, late, after], interval_ms=1000)
+    clock = FakeTime()
+    warnings: list[str] = []
+    frames = list(
+        paced([path], speed=1, sleep=clock.sleep, monotonic=clock.monotonic, warn=warnings.append)
+    )
+    assert len(frames) == 4
+    assert clock.sleeps[:2] == [1.0, 60.0]  # the gap is cut to 60 s (10 intervals: 10 s)
+    assert clock.sleeps[2:] == ([2.0] if isinstance(late, int) else [])
+    [warning] = warnings
+    assert warning.startswith("a gap of ") and "was cut to 60 s" in warning
+    if gap_s is not None:
+        assert f"a gap of {gap_s} s" in warning
+
+
+def test_the_longest_honoured_gap_follows_the_recorded_interval(tmp_path: Path) -> None:
+    path = trace(tmp_path / "t.ndjson", [0, 300, 3300, 9000], interval_ms=300_000)
+    clock = FakeTime()
+    warnings: list[str] = []
+    list(
+        paced([path], speed=10, sleep=clock.sleep, monotonic=clock.monotonic, warn=warnings.append)
+    )
+    # 10 intervals of 300 s: 3000 s is honoured (at speed 10: 300 s), 5700 s is cut.
+    assert clock.sleeps == [30.0, 300.0, 300.0]
+    assert len(warnings) == 1
+
+
+def test_play_warns_through_the_log_and_keeps_the_pace(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = trace(tmp_path / "t.ndjson", [0, 10**8])
+    clock = FakeTime()
+
+    async def collect() -> int:
+        return len(
+            [
+                s
+                async for s in play(
+                    [path], speed=2, sleep=clock.async_sleep, monotonic=clock.monotonic
+                )
+            ]
+        )
+
+    assert asyncio.run(collect()) == 2
+    assert clock.sleeps == [30.0]
+    assert "was cut to 60 s" in caplog.text

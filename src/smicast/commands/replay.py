@@ -124,7 +124,14 @@ def run(args: argparse.Namespace) -> int:
     stats = TraceStats()
     frames: Iterator[TraceFrame]
     if args.speed is not None:
-        frames = paced(paths, speed=args.speed, loop=args.loop, start_s=args.start, stats=stats)
+        frames = paced(
+            paths,
+            speed=args.speed,
+            loop=args.loop,
+            start_s=args.start,
+            stats=stats,
+            warn=lambda text: print(f"{PROG}: warning: {text}", file=sys.stderr, flush=True),
+        )
     else:
         frames = (s for s, _, _ in timeline(paths, loop=False, start_s=args.start, stats=stats))
     out = sys.stdout.buffer

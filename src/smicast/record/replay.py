@@ -4,7 +4,9 @@ Frame k is due at `anchor + (ts_k - ts_anchor) / speed` on the monotonic clock,
 so time spent by the consumer does not add up into drift. Timestamps have
 one-second resolution (the wire format's), so pacing does too. A timestamp that
 cannot be parsed counts as no gap; one that goes backwards (segments out of
-order) re-anchors without waiting. With `loop`, playback restarts from the
+order) re-anchors without waiting. A gap longer than `max_gap_s(header)` (a clock
+that jumped, a far-future timestamp) is cut to that length, with a warning, so one
+bad timestamp never stalls playback for days. With `loop`, playback restarts from the
 beginning of the trace (not from `start_s`, as all-smi does) one recorded
 interval after the last frame.
 
@@ -15,6 +17,7 @@ event loop's thread, one bounded chunk at a time.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -23,12 +26,14 @@ from typing import Final
 
 import msgspec
 
-from smicast.record.reader import TraceFrame, TraceStats, iter_trace_frames
+from smicast.record.reader import TraceFrame, TraceHeaderInfo, TraceStats, iter_trace_frames
 from smicast.schema import Snapshot
 
 MIN_SPEED: Final = 0.01
 MAX_SPEED: Final = 10_000.0
 _DEFAULT_LOOP_GAP_S: Final = 1.0
+MIN_MAX_GAP_S: Final = 60.0  # the longest gap honoured is this or 10 intervals, if longer
+_MAX_GAP_INTERVALS: Final = 10
 
 
 def timestamp_epoch(text: str) -> float | None:
@@ -49,11 +54,25 @@ def check_speed(speed: float) -> float:
     return speed
 
 
+def max_gap_s(header: TraceHeaderInfo | None) -> float:
+    """The longest recorded gap replayed as it is: 60 s, or 10 recorded intervals."""
+    interval_s = header.interval_ms / 1000 if header and header.interval_ms else 0.0
+    return max(MIN_MAX_GAP_S, _MAX_GAP_INTERVALS * interval_s)
+
+
 class Pacer:
     """How long to wait before each frame; pure, so tests drive it with any clock."""
 
-    def __init__(self, speed: float) -> None:
+    def __init__(
+        self,
+        speed: float,
+        *,
+        max_gap_s: float = MIN_MAX_GAP_S,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.speed = check_speed(speed)
+        self.max_gap_s = max_gap_s
+        self._warn = warn
         self._anchor: tuple[float, float] | None = None  # (monotonic, epoch)
         self._last_epoch: float | None = None
         self._resume_at: float | None = None
@@ -63,9 +82,19 @@ class Pacer:
             epoch = self._last_epoch
             if epoch is None:
                 return 0.0
-        if self._anchor is None or (self._last_epoch is not None and epoch < self._last_epoch):
+        last = self._last_epoch
+        if self._anchor is None or (last is not None and epoch < last):
             self._anchor = (now if self._resume_at is None else self._resume_at, epoch)
             self._resume_at = None
+        elif last is not None and epoch - last > self.max_gap_s:
+            anchor_now, anchor_epoch = self._anchor
+            last_due = anchor_now + (last - anchor_epoch) / self.speed
+            self._anchor = (last_due + self.max_gap_s / self.speed, epoch)
+            if self._warn is not None:
+                self._warn(
+                    f"a gap of {epoch - last:.0f} s between frames was cut to "
+                    f"{self.max_gap_s:g} s (the clock jumped, or a timestamp is wrong)"
+                )
         self._last_epoch = epoch
         anchor_now, anchor_epoch = self._anchor
         return max(0.0, anchor_now + (epoch - anchor_epoch) / self.speed - now)
@@ -119,10 +148,13 @@ def paced(
     stats: TraceStats | None = None,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
+    warn: Callable[[str], None] | None = None,
 ) -> Iterator[TraceFrame]:
     """The frames, each returned when it is due."""
-    pacer = Pacer(speed)
-    for snap, epoch, gap in timeline(paths, loop=loop, start_s=start_s, stats=stats):
+    pacer = Pacer(speed, warn=warn)
+    counts = stats if stats is not None else TraceStats()
+    for snap, epoch, gap in timeline(paths, loop=loop, start_s=start_s, stats=counts):
+        pacer.max_gap_s = max_gap_s(counts.header)
         if gap is not None:
             pacer.rewind(gap)
         wait = pacer.wait_s(epoch, monotonic())
@@ -140,11 +172,13 @@ async def play(
     stats: TraceStats | None = None,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     monotonic: Callable[[], float] = time.monotonic,
+    warn: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Snapshot]:
     """Async `paced()`: typed frames at the recorded pace, as recorded (nothing is re-stamped)."""
-    pacer = Pacer(speed)
+    pacer = Pacer(speed, warn=warn or _log_warning)
     counts = stats if stats is not None else TraceStats()
     for frame, epoch, gap in timeline(paths, loop=loop, start_s=start_s, stats=counts):
+        pacer.max_gap_s = max_gap_s(counts.header)
         try:
             snap = frame.snapshot()
         except msgspec.ValidationError:
@@ -159,3 +193,7 @@ async def play(
         else:
             await asyncio.sleep(0)  # a fast trace must not starve the server's other tasks
         yield snap
+
+
+def _log_warning(text: str) -> None:
+    logging.getLogger("smicast.replay").warning("%s", text)
