@@ -34,6 +34,7 @@ class RunningServer:
         manual: bool = True,
         unix_path: Path | None = None,
         policy: CorsPolicy | None = None,
+        **options: Any,  # more Server fields (limits, shutdown_grace_s)
     ) -> None:
         self.state = state
         sockets = open_tcp("127.0.0.1", 0)
@@ -48,6 +49,7 @@ class RunningServer:
             frames=_never() if manual else None,
             policy=policy or CorsPolicy(),
             announce=lambda line: None,
+            **options,
         )
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, daemon=True)

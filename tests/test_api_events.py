@@ -204,9 +204,13 @@ def test_last_event_id_older_than_the_ring_gets_lag_then_held_frames() -> None:
         assert sse.next_event() == {"retry": "3000"}
         lag = sse.next_event()
         assert lag["event"] == "lag"
-        held = sse.events(64)
-        assert [int(e["id"]) for e in held] == seqs[-64:]
-        assert json.loads(lag["data"])["dropped"] == seqs[-64] - seqs[0] - 1
+        dropped = json.loads(lag["data"])["dropped"]
+        # The newest frames that fit the per-subscriber bound; the lag counts the rest.
+        held = sse.events(len(seqs) - 1 - dropped)
+        assert [int(e["id"]) for e in held] == seqs[-len(held) :]
+        assert dropped >= seqs[-64] - seqs[0] - 1
+        server.publish(frame(99))
+        assert int(sse.events(1)[0]["id"]) == seqs[-1] + 1
         sse.close()
 
 

@@ -16,6 +16,7 @@ also logged with its traceback the first time that reader raises that type.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -64,6 +65,7 @@ class _Slot:
         self.pending: Future[Sequence[Item]] | None = None
         self.started_at = 0.0
         self.stats = ReaderStats(reader.name, reader.section)
+        self.stats_lock = threading.Lock()  # written on the collector's thread, read on others
         self.logged_bugs: set[str] = set()
         self._requests: queue.SimpleQueue[Future[Sequence[Item]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -145,7 +147,13 @@ class Collector:
         return [s.reader for s in self._slots]
 
     def reader_stats(self) -> list[ReaderStats]:
-        return [s.stats for s in self._slots if not s.absent()]
+        """Copies taken under each reader's lock: collection goes on updating the originals."""
+        out = []
+        for slot in self._slots:
+            if not slot.absent():
+                with slot.stats_lock:
+                    out.append(dataclasses.replace(slot.stats, errors=dict(slot.stats.errors)))
+        return out
 
     def collect(self, sections: Iterable[Section]) -> Snapshot:
         with self._lock:
@@ -198,8 +206,9 @@ class Collector:
             items[slot.reader.section].extend(got)
             if got:
                 succeeded.add(slot.reader.section)
-            slot.stats.last_success_s = self._clock()
-            slot.stats.last_duration_s = self._monotonic() - slot.started_at
+            with slot.stats_lock:
+                slot.stats.last_success_s = self._clock()
+                slot.stats.last_duration_s = self._monotonic() - slot.started_at
 
         # A section is present when it was asked for and no reader of it failed, or when
         # one of several readers (GPU vendors) reported devices: healthy vendors keep reporting.
@@ -233,5 +242,6 @@ class Collector:
 
     @staticmethod
     def _fail(slot: _Slot, kind: str, message: str, errors: list[ReaderError]) -> None:
-        slot.stats.errors[kind] = slot.stats.errors.get(kind, 0) + 1
+        with slot.stats_lock:
+            slot.stats.errors[kind] = slot.stats.errors.get(kind, 0) + 1
         errors.append(ReaderError(kind=kind, message=message, section=slot.reader.section.value))  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ class Transport(Protocol):
     def write(self, data: bytes) -> None: ...
     def is_closing(self) -> bool: ...
     def get_write_buffer_size(self) -> int: ...
+    def abort(self) -> None: ...
 
 
 def lag_chunk(dropped: int) -> bytes:
@@ -80,6 +81,33 @@ class Subscriber:
             self.dropped = 0
         transport.write(frame.sse_chunk(self.sections))
         self.last_sent = self.last_write = now
+
+    def catch_up(self, held: list[Frame], gone: int, now: float) -> None:
+        """After `Last-Event-ID`: the missed frames still held, under the live rules.
+
+        The throttle spaces them as it would have live, and they take at most the
+        per-subscriber bound (at least one frame): newest first, so what no longer fits
+        is the oldest, counted in the `lag` event with the frames no longer held.
+        """
+        chunks: list[bytes] = []
+        size = skipped = 0
+        last_at = float("inf")
+        for frame in reversed(held):
+            if last_at - frame.published_at < self.min_gap_s:
+                continue  # throttled, as it would have been live (not a loss)
+            last_at = frame.published_at
+            chunk = frame.sse_chunk(self.sections)
+            if chunks and (skipped or size + len(chunk) > MAX_PENDING_BYTES):
+                skipped += 1
+                continue
+            if not chunks:
+                self.last_sent = frame.published_at
+            chunks.append(chunk)
+            size += len(chunk)
+        if gone + skipped:
+            chunks.append(lag_chunk(gone + skipped))
+        if chunks:
+            self.write(b"".join(reversed(chunks)), now)
 
     def close(self) -> None:
         if not self.done.done():
@@ -175,4 +203,8 @@ class FrameBus:
         """Shutdown: end every stream, and any that is admitted from now on."""
         self._closed = True
         for sub in list(self._subscribers):
+            if sub.transport.get_write_buffer_size():
+                # A client that does not read cannot be sent the stream's end in time:
+                # a polite close would wait for it until the grace period runs out.
+                sub.transport.abort()
             sub.close()

@@ -56,6 +56,10 @@ class CorsPolicy:
             origins.add(origin)
         return cls(origins=frozenset(origins))
 
+    @property
+    def enabled(self) -> bool:
+        return self.any_origin or bool(self.origins)
+
     def allow_origin(self, origin: str | None) -> str | None:
         if origin is None:
             return None
@@ -64,22 +68,37 @@ class CorsPolicy:
         return origin if origin in self.origins else None
 
 
+def add_vary(response: web.StreamResponse, name: str) -> None:
+    """Add `name` to the response's Vary list, keeping what is there."""
+    present = response.headers.get("Vary", "")
+    if name.lower() in (v.strip().lower() for v in present.split(",")):
+        return
+    response.headers["Vary"] = f"{present}, {name}" if present.strip() else name
+
+
 def install(app: web.Application, policy: CorsPolicy) -> None:
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        if not policy.enabled:
+            return
+        # With CORS on, whether the headers below are sent depends on Origin, so every
+        # answer varies by it, including one to a request without an allowed Origin.
+        add_vary(response, "Origin")
         allowed = policy.allow_origin(request.headers.get("Origin"))
         if allowed is None:
             return
         response.headers["Access-Control-Allow-Origin"] = allowed
         response.headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
         response.headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
-        if allowed != "*":
-            response.headers["Vary"] = "Origin"
 
     @web.middleware
     async def preflight(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         if request.method == "OPTIONS":
+            # An unknown path is 404 for OPTIONS too; a known one answers the preflight.
+            route_error = getattr(request.match_info, "http_exception", None)
+            if isinstance(route_error, web.HTTPNotFound):
+                raise route_error
             return web.Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
         return await handler(request)
 

@@ -11,7 +11,6 @@ import msgspec
 from aiohttp import web
 
 from smicast.api.frame import Frame
-from smicast.api.loop import in_daemon_thread
 from smicast.api.state import FRESH_COLLECT_TIMEOUT_S, ApiState, log
 from smicast.encode import value_json
 from smicast.include import parse_http
@@ -37,21 +36,11 @@ def json_error(
 
 
 async def _fresh_frame(state: ApiState) -> Frame:
-    """One collection shared by every request that finds the latest frame stale."""
-    collector = state.collector
-    if collector is None:
+    """The collection in flight (the loop's, or another request's), else a new one."""
+    if state.collector is None:
         raise LookupError("no frame has been replayed yet")
-    if state._fresh is None or state._fresh.done():
-
-        async def collect() -> Frame:
-            snap = await asyncio.wait_for(
-                in_daemon_thread(collector.collect, state.sections), FRESH_COLLECT_TIMEOUT_S
-            )
-            return state.publish(snap)
-
-        state._fresh = asyncio.ensure_future(collect())
     # shield: a client hanging up must not cancel the collection others wait for
-    return await asyncio.shield(state._fresh)
+    return await asyncio.wait_for(asyncio.shield(state.collect_frame()), FRESH_COLLECT_TIMEOUT_S)
 
 
 async def snapshot(request: web.Request) -> web.StreamResponse:
@@ -92,6 +81,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         headers["Vary"] = "Accept-Encoding"
     else:
         body = frame.metrics()
+        headers["Vary"] = "Accept-Encoding"  # the plain answer depends on it as much
     return web.Response(body=body, content_type="text/plain", charset="utf-8", headers=headers)
 
 

@@ -74,12 +74,10 @@ async def collection_loop(
     interval = state.interval_s
     next_tick = now()
     while not stop.is_set():
-        try:
-            snapshot = await in_daemon_thread(collector.collect, state.sections)
+        try:  # joins a collection a /snapshot request started, never runs one after it
+            await asyncio.shield(state.collect_frame())
         except Exception:  # a bug, not a reader failure: keep serving, say it loudly
             log.exception("collection cycle failed")
-        else:
-            state.publish(snapshot)
         next_tick += interval
         current = now()
         if next_tick < current - interval:

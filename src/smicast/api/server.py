@@ -13,13 +13,15 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
 from smicast.api import cors, energy, handlers, sse
+from smicast.api.access import AccessControl
+from smicast.api.connections import ConnectionGuard, ConnectionLimits, serve
 from smicast.api.loop import collection_loop, replay_loop
-from smicast.api.state import ApiState
+from smicast.api.state import ApiState, log
 from smicast.schema import Snapshot
 
 # Bounded request heads: a request line or header field larger than this is refused (400/431).
@@ -33,9 +35,18 @@ class ListenError(OSError):
     """A listener could not be opened; the message names the address."""
 
 
-def build_app(state: ApiState, policy: cors.CorsPolicy) -> web.Application:
+def build_app(
+    state: ApiState,
+    policy: cors.CorsPolicy,
+    guard: ConnectionGuard | None = None,
+    access: AccessControl | None = None,
+) -> web.Application:
     app = web.Application(client_max_size=1024)  # we take no request bodies
     app[handlers.STATE] = state
+    if guard is not None:
+        app.middlewares.append(guard.middleware())  # first: a request in hand is never evicted
+    if access is not None:
+        access.install(app)  # TLS, credentials, web-config headers
     if state.dashboard:
         app.router.add_get("/", handlers.dashboard)
         app.router.add_get("/static/{name}", handlers.static)
@@ -53,6 +64,8 @@ def build_app(state: ApiState, policy: cors.CorsPolicy) -> web.Application:
 
     async def end_streams(_: web.Application) -> None:
         state.bus.close_all()  # open SSE streams end now, not at the grace timeout
+        if guard is not None:
+            guard.close_waiting()
 
     app.on_shutdown.append(end_streams)
     return app
@@ -108,36 +121,65 @@ def open_unix(path: Path) -> socket.socket:
     return sock
 
 
-def open_tcp(host: str | None, port: int) -> list[socket.socket]:
-    """Listen on `host:port`; no host means every interface, IPv6 and IPv4."""
-    targets: list[tuple[int, str]] = []
+def open_tcp(
+    host: str | None, port: int, resolve: Callable[..., list[Any]] = socket.getaddrinfo
+) -> list[socket.socket]:
+    """Listen on `host:port`: on every address `host` resolves to (`localhost`: ::1 and
+    127.0.0.1), all on the same port; no host means every interface, IPv6 and IPv4."""
+    targets: list[tuple[int, tuple[Any, ...]]] = []
     if host is None:
         if socket.has_ipv6 and _ipv6_available():
-            targets.append((socket.AF_INET6, "::"))
+            targets.append((socket.AF_INET6, ("::", port)))
         else:
-            targets.append((socket.AF_INET, "0.0.0.0"))
+            targets.append((socket.AF_INET, ("0.0.0.0", port)))
     else:
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            infos = resolve(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         except socket.gaierror as exc:
             raise ListenError(errno.EINVAL, f"{host}:{port}: {exc.strerror}") from exc
-        targets.extend((fam, str(addr[0])) for fam, *_, addr in infos[:1])
-    out = []
-    for family, addr in targets:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and host is None:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual stack
-            sock.bind((addr, port))
-            sock.listen(4096)
-        except OSError as exc:
+        for fam, *_, addr in infos:
+            if fam in (socket.AF_INET, socket.AF_INET6) and (fam, tuple(addr)) not in targets:
+                targets.append((fam, tuple(addr)))
+    out: list[socket.socket] = []
+    try:
+        for family, addr in targets:
+            sock = _listen(
+                family, (addr[0], port, *addr[2:]), dual_stack=host is None, some=len(targets) > 1
+            )
+            if sock is None:
+                continue
+            out.append(sock)
+            port = port or sock.getsockname()[1]  # port 0: the others take the first one's
+    except ListenError:
+        for sock in out:
             sock.close()
-            shown = f"[{addr}]:{port}" if family == socket.AF_INET6 else f"{addr}:{port}"
-            raise ListenError(exc.errno, f"cannot listen on {shown}: {exc.strerror}") from exc
-        sock.setblocking(False)
-        out.append(sock)
+        raise
+    if not out:
+        raise ListenError(errno.EADDRNOTAVAIL, f"cannot listen on any address of {host}:{port}")
     return out
+
+
+def _listen(
+    family: int, addr: tuple[Any, ...], *, dual_stack: bool, some: bool
+) -> socket.socket | None:
+    """A listening socket; None for an address this host lacks (::1 without IPv6) when it
+    is `some` of several."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:  # `::` serves IPv4 too; a named address only itself
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+        sock.bind(addr)
+        sock.listen(4096)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{addr[0]}]:{addr[1]}" if family == socket.AF_INET6 else f"{addr[0]}:{addr[1]}"
+        if some and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            log.warning("not listening on %s: %s", shown, exc.strerror)
+            return None
+        raise ListenError(exc.errno, f"cannot listen on {shown}: {exc.strerror}") from exc
+    sock.setblocking(False)
+    return sock
 
 
 def _ipv6_available() -> bool:
@@ -149,13 +191,14 @@ def _ipv6_available() -> bool:
     return True
 
 
-def describe(sock: socket.socket) -> str:
+def describe(sock: socket.socket, tls: bool = False) -> str:
     if sock.family == socket.AF_UNIX:
         return f"unix:{sock.getsockname()}"
     host, port = sock.getsockname()[:2]
+    scheme = "https" if tls else "http"
     if sock.family == socket.AF_INET6:
-        return f"http://[{host}]:{port}"
-    return f"http://{host}:{port}"
+        return f"{scheme}://[{host}]:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 @dataclass
@@ -166,14 +209,24 @@ class Server:
     frames: AsyncIterator[Snapshot] | None = None  # a recording instead of the collector
     policy: cors.CorsPolicy = field(default_factory=cors.CorsPolicy)
     announce: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    shutdown_grace_s: float = SHUTDOWN_GRACE_S
+    access: AccessControl | None = None  # --web-config / --auth-token-file
+    guard: ConnectionGuard | None = field(default=None, init=False)
 
     async def run(self, stop: asyncio.Event) -> None:
-        app = build_app(self.state, self.policy)
+        limits = self.limits.resolve()
+        self.guard = guard = ConnectionGuard(limits)
+        app = build_app(self.state, self.policy, guard, self.access)
+        tls = self.access.ssl_context() if self.access is not None else None
         runner = web.AppRunner(
             app,
             handle_signals=False,
             handler_cancellation=True,  # a client that hangs up frees its slot at once
-            shutdown_timeout=SHUTDOWN_GRACE_S,
+            # a backstop only: the guard's head and idle deadlines always come first
+            keepalive_timeout=limits.idle_timeout_s + limits.head_timeout_s,
+            # aiohttp waits this long twice (for handlers, then for their cancellation)
+            shutdown_timeout=self.shutdown_grace_s / 2,
             access_log=None,
             max_line_size=MAX_LINE_BYTES,
             max_field_size=MAX_FIELD_BYTES,
@@ -181,10 +234,13 @@ class Server:
         )
         await runner.setup()
         producer: asyncio.Task[None] | None = None
+        listeners: list[asyncio.AbstractServer] = []
+        assert runner.server is not None
         try:
             for sock in self.sockets:
-                await web.SockSite(runner, sock).start()
-                self.announce(f"smicast api: listening on {describe(sock)}")
+                ssl = tls if sock.family != socket.AF_UNIX else None
+                listeners.append(await serve(guard, runner.server, sock, ssl=ssl))
+                self.announce(f"smicast api: listening on {describe(sock, tls=ssl is not None)}")
             if self.frames is not None:
                 producer = asyncio.create_task(replay_loop(self.state, self.frames, stop=stop))
             else:
@@ -197,6 +253,8 @@ class Server:
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
+            for listener in listeners:
+                listener.close()
             await runner.cleanup()
             if self.unix_path is not None:
                 with contextlib.suppress(FileNotFoundError):

@@ -14,7 +14,7 @@ from typing import Final
 
 from aiohttp import web
 
-from smicast.api.bus import KEEPALIVE_CHUNK, Subscriber, lag_chunk
+from smicast.api.bus import KEEPALIVE_CHUNK, Subscriber
 from smicast.api.handlers import NO_STORE, STATE, json_error
 from smicast.api.state import ApiState, log
 from smicast.include import parse_http
@@ -114,10 +114,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         )
         if last_id is not None and last_id < bus.seq:
             gone, held = bus.frames_after(last_id)
-            if gone:
-                sub.write(lag_chunk(gone), now)
-            for frame in held:
-                sub.write(frame.sse_chunk(sections), now)
+            sub.catch_up(held, gone, now)
         bus.add(sub)
         timer = _Heartbeat(sub, heartbeat_s, bus.now, loop)
         try:

@@ -75,6 +75,25 @@ class ApiState:
             self.energy.observe(snapshot, self.monotonic())
         return self.bus.publish(with_process_limits(snapshot))
 
+    def collect_frame(self) -> asyncio.Future[Frame]:
+        """The collection in flight, else a new one: the loop's ticks and /snapshot share it.
+
+        (Two collections back to back would publish a frame whose CPU figures cover only
+        the moments between them.)
+        """
+        if self._fresh is None or self._fresh.done():
+            self._fresh = asyncio.ensure_future(self._collect_and_publish())
+        return self._fresh
+
+    async def _collect_and_publish(self) -> Frame:
+        from smicast.api.loop import in_daemon_thread
+
+        collector = self.collector
+        if collector is None:
+            raise LookupError("no frame has been replayed yet")
+        snapshot = await in_daemon_thread(collector.collect, self.sections)
+        return self.publish(snapshot)
+
     # -- /metrics ---------------------------------------------------------------
     def render_frame_metrics(self, snapshot: Snapshot) -> bytes:
         from smicast.prometheus import render_metrics

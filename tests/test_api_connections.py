@@ -1,0 +1,193 @@
+"""Connections that do not behave: head deadline, idle timeout, the ceiling (real server)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from smicast.api.connections import (
+    MAX_DEFAULT_CONNECTIONS,
+    ConnectionGuard,
+    ConnectionLimits,
+    descriptor_ceiling,
+)
+from smicast.api.state import ApiState
+from smicast.include import Section
+from tests.api_harness import RunningServer, SseReader, raw_request, running
+from tests.fakes import make_snapshot
+
+HALF_HEAD = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # no blank line: never complete
+
+
+def manual_state() -> ApiState:
+    state = ApiState(interval_s=1.0, sections=frozenset(Section), collector=None)
+    return state
+
+
+def guard_of(server: RunningServer) -> ConnectionGuard:
+    guard = server._server.guard
+    assert guard is not None
+    return guard
+
+
+def half_open(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(HALF_HEAD)
+    return sock
+
+
+def closed_by_server(sock: socket.socket, timeout_s: float = 5.0) -> bool:
+    """True when the server closes `sock` (EOF or reset) within `timeout_s`."""
+    sock.settimeout(timeout_s)
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def still_open(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        data = sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    except ConnectionResetError:
+        return False
+    finally:
+        sock.setblocking(True)
+    return data != b""
+
+
+def ready_status(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/-/ready")
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def sockets() -> Iterator[list[socket.socket]]:
+    held: list[socket.socket] = []
+    try:
+        yield held
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_head_deadline_closes_a_half_request_even_while_it_trickles() -> None:
+    limits = ConnectionLimits(head_timeout_s=0.3, idle_timeout_s=30)
+    with running(manual_state(), limits=limits) as server, sockets() as held:
+        held.append(half_open(server.port))
+        trickle = half_open(server.port)
+        held.append(trickle)
+        assert closed_by_server(held[0])
+        with contextlib.suppress(OSError):  # a byte per 0.1 s does not buy more time
+            for _ in range(20):
+                trickle.sendall(b"X")
+                if closed_by_server(trickle, 0.1):
+                    break
+        assert closed_by_server(trickle, 0.1) or not still_open(trickle)
+        assert guard_of(server).timed_out >= 2
+        assert ready_status(server.port) == 503  # the server itself goes on answering
+
+
+def test_idle_keep_alive_connection_is_closed_and_a_started_head_gets_the_head_deadline() -> None:
+    limits = ConnectionLimits(head_timeout_s=30, idle_timeout_s=0.3)
+    with running(manual_state(), limits=limits) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/-/ready")
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.getheader("Connection", "keep-alive").lower() != "close"
+        assert conn.sock is not None and closed_by_server(conn.sock)
+        conn.close()
+
+    limits = ConnectionLimits(head_timeout_s=0.3, idle_timeout_s=30)
+    with running(manual_state(), limits=limits) as server:
+        sock = raw_request(server.port, "/-/ready")
+        reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 503")
+        sock.sendall(HALF_HEAD)  # the next request on the kept-alive connection stalls
+        assert closed_by_server(sock)
+        sock.close()
+
+
+def test_ceiling_evicts_the_oldest_half_open_first_never_an_sse_stream() -> None:
+    limits = ConnectionLimits(head_timeout_s=60, idle_timeout_s=60, max_connections=6)
+    with running(manual_state(), limits=limits) as server, sockets() as held:
+        streams = [SseReader(raw_request(server.port, "/events")) for _ in range(2)]
+        held.extend(s.sock for s in streams)
+        assert all(s.status == 200 for s in streams)
+        halves = [half_open(server.port) for _ in range(4)]
+        held.extend(halves)
+        server.wait_for(lambda: guard_of(server).count == 6)
+
+        assert ready_status(server.port) == 503  # answered (not ready yet), at the ceiling
+        assert closed_by_server(halves[0])
+        assert all(still_open(h) for h in halves[1:])
+        assert guard_of(server).evicted == 1
+
+        # one slot is free again (the answered client left); newcomers push out the oldest
+        newer = [half_open(server.port) for _ in range(4)]
+        held.extend(newer)
+        assert all(closed_by_server(h) for h in halves)
+        assert all(still_open(h) for h in newer)
+        assert guard_of(server).evicted == 4
+        server.publish(make_snapshot())
+        for stream in streams:
+            assert stream.events(1)[0]["id"] == "1"
+
+
+def test_a_ceiling_full_of_streams_answers_503_to_a_newcomer() -> None:
+    limits = ConnectionLimits(max_connections=2)
+    with running(manual_state(), limits=limits) as server, sockets() as held:
+        streams = [SseReader(raw_request(server.port, "/events")) for _ in range(2)]
+        held.extend(s.sock for s in streams)
+        newcomer = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        held.append(newcomer)
+        assert newcomer.recv(4096).startswith(b"HTTP/1.1 503")
+        assert guard_of(server).rejected == 1
+        server.publish(make_snapshot())
+        assert all(s.events(1)[0]["id"] == "1" for s in streams)
+
+
+def test_ready_answers_while_many_half_open_connections_hold_the_ceiling() -> None:
+    limits = ConnectionLimits(head_timeout_s=60, idle_timeout_s=60, max_connections=16)
+    with running(manual_state(), limits=limits) as server, sockets() as held:
+        server.publish(make_snapshot())
+        held.extend(half_open(server.port) for _ in range(48))
+        server.wait_for(lambda: guard_of(server).count == 16)
+        assert ready_status(server.port) == 200
+        counts = server.call(guard_of(server).counts)
+        assert sum(counts.values()) <= 16
+
+
+def test_limits_resolve_from_the_descriptor_limit() -> None:
+    assert descriptor_ceiling(20_000) == 20_000 - 1024
+    assert descriptor_ceiling(1024) == 1024 - 102
+    assert descriptor_ceiling(10) == 16
+    assert ConnectionLimits().resolve(soft_limit=20_000).max_connections == 18_976
+    big = ConnectionLimits().resolve(soft_limit=1 << 20).max_connections
+    assert big == MAX_DEFAULT_CONNECTIONS
+    assert ConnectionLimits(max_connections=500).resolve(soft_limit=1024).max_connections == 500
+    assert ConnectionLimits(max_connections=5000).resolve(soft_limit=1024).max_connections == 922
+
+
+@pytest.mark.parametrize("limit", [0, 1])
+def test_guard_requires_a_resolved_ceiling(limit: int) -> None:
+    if limit:
+        assert ConnectionGuard(ConnectionLimits(max_connections=limit)).ceiling == 1
+    else:
+        with pytest.raises(AssertionError):
+            ConnectionGuard(ConnectionLimits())
