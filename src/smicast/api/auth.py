@@ -3,8 +3,9 @@
 bcrypt is slow on purpose (cost 10 is tens of milliseconds), so a verified credential
 is remembered: a scraper that sends the same password every second pays bcrypt once.
 Only successes are remembered, keyed by a SHA-256 of user, password and hash, in a
-bounded cache that a reload discards with the rest of the old configuration. Failures
-always cost a full bcrypt check, and an unknown user is checked against a dummy hash of
+bounded cache that a reload discards with the rest of the old configuration; requests
+that arrive while the same credential is being checked wait for that one check.
+Failures are never remembered: each new attempt costs a full bcrypt check, and an unknown user is checked against a dummy hash of
 the same cost, so the answer time does not tell whether a user exists.
 """
 
@@ -62,6 +63,7 @@ class Authenticator:
         self._check = check_password
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._slots = asyncio.Semaphore(BCRYPT_CONCURRENCY)
+        self._pending: dict[bytes, asyncio.Future[bool]] = {}
         costs = [_cost(h) for h in self._users.values()]
         self._dummy_cost = max(costs, default=10)
 
@@ -111,15 +113,25 @@ class Authenticator:
         if hashed is not None and key in self._verified:
             self._verified.move_to_end(key)
             return True
-        async with self._slots:
-            ok = await asyncio.get_running_loop().run_in_executor(
-                None, self._verify, password, hashed
-            )
+        # Many clients connecting at once with the same credential (a fleet, a burst of
+        # dashboards) share one check instead of queueing one bcrypt each.
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._check_once(password, hashed))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        ok = await asyncio.shield(pending)
         if ok and hashed is not None:
             self._verified[key] = None
             while len(self._verified) > CACHE_ENTRIES:
                 self._verified.popitem(last=False)
         return ok and hashed is not None
+
+    async def _check_once(self, password: bytes, hashed: bytes | None) -> bool:
+        async with self._slots:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, self._verify, password, hashed
+            )
 
     def _verify(self, password: bytes, hashed: bytes | None) -> bool:
         if hashed is None:  # unknown user: the same bcrypt work, then no
