@@ -351,3 +351,15 @@ def test_default_state_dir() -> None:
     explicit = {"SMICAST_STATE_DIR": "/srv/s", **xdg, **systemd}
     assert default_state_dir(explicit, euid=0, home=home) == Path("/srv/s")
     assert os.environ.get("SMICAST_STATE_DIR")  # tests never write the real default
+
+
+def test_a_gpu_without_a_usable_uuid_is_counted_but_not_saved(tmp_path: Path) -> None:
+    store = EnergyStore(tmp_path, HOST)
+    assert store.save(
+        {
+            EnergyKey(Scope.GPU, HOST, ""): 5.0,
+            EnergyKey(Scope.GPU, HOST, "x" * 300): 6.0,
+            EnergyKey(Scope.GPU, HOST, "GPU-ok"): 7.0,
+        }
+    )
+    assert store.load() == {EnergyKey(Scope.GPU, HOST, "GPU-ok"): 7.0}

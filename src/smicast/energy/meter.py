@@ -22,6 +22,7 @@ Time is passed in (`at`, monotonic seconds). One thread at a time: the API calls
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ __all__ = [
     "Scope",
     "sanitize_watts",
 ]
+
+log = logging.getLogger("smicast.energy")
 
 GAP_S: Final = 10.0
 # A sensor bug (or f64::MAX) must not poison a counter that lives forever: 100 kW is
@@ -172,6 +175,13 @@ class EnergyMeter:
                 added, device.measured = step_j, True
             else:
                 self.resets += 1
+                log.info(
+                    "energy: NVML counter of %.64r jumped by %.3f J in %.1f s (driver reload or "
+                    "GPU reset); this step uses the power reading",
+                    key.device,
+                    step_j,
+                    dt_s,
+                )
         device.total_j += added
         device.session_j += added
         device.last_at, device.last_w, device.last_mj = at, now_w, counter_mj

@@ -33,13 +33,14 @@ STATE_FILE: Final = "energy.json"
 FORMAT: Final = "smicast-energy"
 VERSION: Final = 1
 MAX_STATE_BYTES: Final = 4 * 1024 * 1024
+MAX_UUID_CHARS: Final = 256
 _READ_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class _Entry(msgspec.Struct, frozen=True):
     scope: Scope
     joules: Annotated[float, msgspec.Meta(ge=0)]
-    uuid: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    uuid: Annotated[str, msgspec.Meta(max_length=MAX_UUID_CHARS)] = ""
 
 
 class _Head(msgspec.Struct, frozen=True):
@@ -105,7 +106,11 @@ class EnergyStore:
         entries = [
             _Entry(scope=key.scope, joules=round(joules, 3), uuid=key.device)
             for key, joules in sorted(totals.items())
-            if key.host == self.hostname and math.isfinite(joules) and joules > 0
+            if key.host == self.hostname
+            and math.isfinite(joules)
+            and joules > 0
+            # A GPU without a usable UUID cannot be told apart after a restart.
+            and (key.scope is not Scope.GPU or 0 < len(key.device) <= MAX_UUID_CHARS)
         ][:MAX_DEVICES]
         body = _StateFile(
             format=FORMAT,
