@@ -191,3 +191,25 @@ def test_guard_requires_a_resolved_ceiling(limit: int) -> None:
     else:
         with pytest.raises(AssertionError):
             ConnectionGuard(ConnectionLimits())
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--head-timeout", "0"),
+        ("--head-timeout", "301"),
+        ("--idle-timeout", "nan"),
+        ("--max-connections", "15"),
+        ("--max-connections", "99999999999999999999"),
+    ],
+)
+def test_connection_options_are_bounded(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from smicast.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["api", option, value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert f"argument {option}: expected" in err
