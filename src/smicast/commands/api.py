@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from smicast.commands import api_settings
+from smicast.commands import api_limits, api_settings
 from smicast.commands._common import (
     add_source_arguments,
     bool_arg,
@@ -90,6 +90,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--loop", action="store_true", help="replay: start again at the end")
     p.add_argument(
+        "--web-config",
+        metavar="FILE",
+        help="TLS, basic auth users and headers in the Prometheus exporter-toolkit "
+        "web-config.yml format, re-read when it changes (default: SMICAST_API_WEB_CONFIG)",
+    )
+    p.add_argument(
+        "--auth-token-file",
+        metavar="FILE",
+        help="accept `Authorization: Bearer TOKEN` for the tokens in FILE (one per line)",
+    )
+    p.add_argument(
         "--state-dir",
         type=Path,
         metavar="DIR",
@@ -97,6 +108,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "/var/lib/smicast as root, $XDG_STATE_HOME/smicast or ~/.local/state/smicast otherwise)",
     )
     add_source_arguments(p)
+    api_limits.add_arguments(p)
     p.set_defaults(parser=p)
 
 
@@ -143,6 +155,13 @@ def run(args: argparse.Namespace) -> int:
     _configure_logging()
     if settings_sources:
         logging.getLogger("smicast.api").info("settings: %s", ", ".join(settings_sources))
+    from smicast.api.access import env_web_config, exposure_warnings, from_options
+    from smicast.api.webconfig import WebConfigError
+
+    try:
+        access = from_options(args.web_config or env_web_config(), args.auth_token_file)
+    except WebConfigError as exc:
+        parser.error(str(exc))
 
     from smicast.api import cors
     from smicast.api.server import ListenError, Server, default_socket_path, open_tcp, open_unix
@@ -194,8 +213,18 @@ def run(args: argparse.Namespace) -> int:
 
     for line in url_lines(sockets, unix_path, dashboard=not args.no_dashboard):
         print(f"smicast {PROG}: {line}", file=sys.stderr, flush=True)
+    for note in access.notes() if access is not None else ():
+        logging.getLogger("smicast.api").info("web config: %s", note)
+    for warning in exposure_warnings(sockets, access, args.processes):
+        logging.getLogger("smicast.api").warning("%s", warning)
     server = Server(
-        state, sockets, unix_path=unix_path, frames=frames, policy=cors.CorsPolicy.from_env()
+        state,
+        sockets,
+        unix_path=unix_path,
+        frames=frames,
+        policy=cors.CorsPolicy.from_env(),
+        limits=api_limits.limits_from(args),
+        access=access,
     )
     _run_async(server)
     if energy is not None:
