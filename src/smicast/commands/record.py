@@ -33,6 +33,8 @@ from smicast.record.format import Codec, codec_for_path, parse_duration, parse_s
 from smicast.record.writer import DEFAULT_FLUSH_EVERY_S, MAX_ROTATION_NUMBER
 
 if TYPE_CHECKING:
+    from smicast.fleet.client import ClientOptions
+    from smicast.fleet.hosts import HostSpec
     from smicast.record.progress import Progress
     from smicast.record.source_sse import SourceUrl
     from smicast.record.writer import TraceWriter
@@ -116,6 +118,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "this machine: http://HOST:PORT, https://... or unix:PATH",
     )
     add_source_arguments(p)
+    from smicast.fleet.options import add_fleet_arguments
+
+    add_fleet_arguments(p)  # record --hosts: many agents into one trace
     p.set_defaults(parser=p)
 
 
@@ -143,6 +148,13 @@ def run(args: argparse.Namespace) -> int:
             source = parse_source(args.source)
         except ValueError as exc:
             parser.error(str(exc))
+    fleet = None
+    from smicast.fleet.options import fleet_from_args, wants_fleet
+
+    if wants_fleet(args):
+        if source is not None or args.simulate is not None:
+            parser.error("--hosts/--hostfile cannot be used with --from or --simulate")
+        fleet = fleet_from_args(args, parser)
     interval_s = args.interval if args.interval is not None else DEFAULT_INTERVAL_S
 
     from smicast.readers import default_hostname
@@ -155,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
             output.parent.mkdir(parents=True, mode=0o700)
         writer = TraceWriter(
             output,
-            hosts=[source.label if source else default_hostname()],
+            hosts=[h.label for h in fleet[0]]
+            if fleet
+            else [source.label if source else default_hostname()],
             interval_ms=0 if source else round(interval_s * 1000),
             codec=codec,
             max_size=args.max_size,
@@ -169,7 +183,9 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(terminal_stream(), duration_s=args.duration)
     try:
         try:
-            if source is None:
+            if fleet is not None:
+                _record_fleet(fleet, sections, writer, interval_s, args.duration, progress)
+            elif source is None:
                 _record_here(args, sections, writer, interval_s, progress)
             else:
                 _record_from(source, sections, writer, args.duration, progress)
@@ -232,5 +248,35 @@ def _record_from(
             loop.add_signal_handler(sig, on_signal)
         frames = sse_frames(source, sections, warn=warn)
         await record_stream(frames, writer, duration_s=duration_s, stop=stop, progress=progress)
+
+    asyncio.run(main())
+
+
+def _record_fleet(
+    fleet: tuple[list[HostSpec], ClientOptions],
+    sections: frozenset[Section],
+    writer: TraceWriter,
+    interval_s: float,
+    duration_s: float,
+    progress: Progress,
+) -> None:
+    from smicast.fleet.record import record_fleet
+    from smicast.fleet.source import FleetSource
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        source = FleetSource(fleet[0], fleet[1])
+        await record_fleet(
+            source,
+            writer,
+            sections=sections,
+            interval_s=interval_s,
+            duration_s=duration_s,
+            stop=stop,
+            progress=progress,
+        )
 
     asyncio.run(main())
