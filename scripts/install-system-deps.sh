@@ -13,6 +13,7 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # Chromium only recommends a font; the dashboard screenshot needs one to show text.
 [ -d /usr/share/fonts/truetype/liberation ] || need+=(fonts-liberation)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
 
