@@ -156,9 +156,7 @@ class ConnectionGuard:
         self._busy: set[GuardedProtocol] = set()
         self._by_handler: dict[RequestHandler, GuardedProtocol] = {}
         self._sweeper: asyncio.TimerHandle | None = None
-        self.evicted = 0
-        self.timed_out = 0
-        self.rejected = 0
+        self.closed = {"head_timeout": 0, "idle_timeout": 0, "evicted": 0, "rejected": 0}
 
     # -- wiring ------------------------------------------------------------------
     def factory(self, make_handler: Callable[[], RequestHandler]) -> Callable[[], GuardedProtocol]:
@@ -192,12 +190,34 @@ class ConnectionGuard:
         out[State.BUSY.value] = len(self._busy)
         return out
 
+    def metrics_text(self) -> str:
+        """Self-metrics: connections by state, closed by reason, the ceiling."""
+        out = [
+            "# HELP smicast_http_connections Open HTTP connections by state (fresh: no complete "
+            "request yet; head: keep-alive, next request started; idle: keep-alive; busy: "
+            "request or stream in hand).",
+            "# TYPE smicast_http_connections gauge",
+        ]
+        out += [f'smicast_http_connections{{state="{k}"}} {v}' for k, v in self.counts().items()]
+        out += [
+            "# HELP smicast_http_connections_max The connection ceiling.",
+            "# TYPE smicast_http_connections_max gauge",
+            f"smicast_http_connections_max {self.ceiling}",
+            "# HELP smicast_http_connections_closed_total Connections the server closed, by reason.",
+            "# TYPE smicast_http_connections_closed_total counter",
+        ]
+        out += [
+            f'smicast_http_connections_closed_total{{reason="{k}"}} {v}'
+            for k, v in self.closed.items()
+        ]
+        return "\n".join(out) + "\n"
+
     def _time(self) -> float:
         return self._now() if self._now is not None else asyncio.get_running_loop().time()
 
     def admit(self, conn: GuardedProtocol) -> bool:
         if self.count >= self.ceiling and not self._evict_one():
-            self.rejected += 1
+            self.closed["rejected"] += 1
             return False
         self._by_handler[conn.inner] = conn
         self.move(conn, State.FRESH)
@@ -229,7 +249,7 @@ class ConnectionGuard:
             waiting = self._waiting[state]
             if waiting:
                 self._drop(next(iter(waiting)))
-                self.evicted += 1
+                self.closed["evicted"] += 1
                 return True
         return False
 
@@ -246,13 +266,14 @@ class ConnectionGuard:
     def _sweep(self, period: float) -> None:
         self._sweeper = None
         now = self._time()
-        for waiting in self._waiting.values():
+        for state, waiting in self._waiting.items():
+            reason = "idle_timeout" if state is State.IDLE else "head_timeout"
             while waiting:
                 conn, deadline = next(iter(waiting.items()))
                 if deadline > now:
                     break
                 self._drop(conn)
-                self.timed_out += 1
+                self.closed[reason] += 1
         if self.count:
             self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep, period)
 

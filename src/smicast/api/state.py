@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from smicast.api.bus import FrameBus
+from smicast.api.connections import ConnectionGuard
 from smicast.api.frame import Frame
 from smicast.collect import Collector
 from smicast.encode import with_process_limits
@@ -60,6 +61,7 @@ class ApiState:
     frames_published: int = 0
     on_first_frame: Callable[[Snapshot], None] | None = None  # the startup "found" line
     energy: EnergyAccount | None = None  # None when serving a recording
+    connections: ConnectionGuard | None = None  # set by the server once it listens
     _fresh: asyncio.Future[Frame] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -133,6 +135,8 @@ class ApiState:
                 "# TYPE smicast_sse_fanout_seconds gauge",
                 f"smicast_sse_fanout_seconds {self.bus.last_publish_s:.6f}",
             ]
+        if self.connections is not None:
+            out.append(self.connections.metrics_text().rstrip("\n"))
         collector = self.collector
         if collector is None:
             return "\n".join(out) + "\n"
