@@ -108,3 +108,27 @@ def test_replay_across_a_far_future_timestamp_warns_once_and_finishes(
     assert len(captured.out.splitlines()) == 3
     [warning] = [line for line in captured.err.splitlines() if "warning" in line]
     assert warning.startswith("replay: warning: a gap of ") and "cut to 60 s" in warning
+
+
+@pytest.mark.parametrize(
+    ("socket_path", "message"),
+    [
+        ("missing/s.sock", "the directory missing does not exist"),
+        ("s" * 120, "a Unix socket path holds at most 107"),
+        ("regular-file/s.sock", "regular-file is not a directory"),
+    ],
+)
+def test_api_socket_paths_that_cannot_work(
+    socket_path: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "regular-file").write_text("")
+    argv = ["api", "--port", "0", "--socket", socket_path, "--state-dir", str(tmp_path / "st")]
+    assert run(argv) == 1
+    line = error_line(capsys)
+    assert line.startswith(f"smicast api: error: unix:{socket_path}: ")
+    assert message in line

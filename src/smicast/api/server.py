@@ -71,13 +71,6 @@ def build_app(
     return app
 
 
-def default_socket_path(run_dir: Path = Path("/run")) -> Path:
-    """`/run/smicast.sock` where this process may create files there, else `/tmp/smicast.sock`."""
-    if os.access(run_dir, os.W_OK | os.X_OK):
-        return run_dir / "smicast.sock"
-    return Path("/tmp/smicast.sock")  # noqa: S108  (documented fallback, as all-smi)
-
-
 def _socket_in_use(path: Path) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         const=_DEFAULT_SOCKET,
         metavar="PATH",
         help="also listen on a Unix socket (mode 0600); without PATH: /run/smicast.sock "
-        "when writable, else /tmp/smicast.sock",
+        "as root, else $XDG_RUNTIME_DIR/smicast.sock, else /tmp/smicast-UID/smicast.sock "
+        "(a private directory)",
     )
     p.add_argument(
         "-i",
@@ -164,8 +165,9 @@ def run(args: argparse.Namespace) -> int:
         parser.error(str(exc))
 
     from smicast.api import cors
-    from smicast.api.server import ListenError, Server, default_socket_path, open_tcp, open_unix
+    from smicast.api.server import ListenError, Server, open_tcp, open_unix
     from smicast.api.state import ApiState, max_subscribers_from_env
+    from smicast.api.unix_path import SocketPathError, check_socket_path, default_socket_path
 
     sections = (
         DEFAULT_SECTIONS | {Section.STORAGE} | ({Section.PROCESS} if args.processes else set())
@@ -202,8 +204,9 @@ def run(args: argparse.Namespace) -> int:
             unix_path = (
                 default_socket_path() if args.socket == _DEFAULT_SOCKET else Path(args.socket)
             )
+            check_socket_path(unix_path)
             sockets.append(open_unix(unix_path))
-    except ListenError as exc:
+    except (ListenError, SocketPathError) as exc:
         for sock in sockets:
             sock.close()
         print(f"smicast {PROG}: error: {exc.strerror}", file=sys.stderr)
