@@ -98,7 +98,7 @@ def test_head_deadline_closes_a_half_request_even_while_it_trickles() -> None:
                 if closed_by_server(trickle, 0.1):
                     break
         assert closed_by_server(trickle, 0.1) or not still_open(trickle)
-        assert guard_of(server).timed_out >= 2
+        assert guard_of(server).closed["head_timeout"] >= 2
         assert ready_status(server.port) == 503  # the server itself goes on answering
 
 
@@ -136,14 +136,14 @@ def test_ceiling_evicts_the_oldest_half_open_first_never_an_sse_stream() -> None
         assert ready_status(server.port) == 503  # answered (not ready yet), at the ceiling
         assert closed_by_server(halves[0])
         assert all(still_open(h) for h in halves[1:])
-        assert guard_of(server).evicted == 1
+        assert guard_of(server).closed["evicted"] == 1
 
         # one slot is free again (the answered client left); newcomers push out the oldest
         newer = [half_open(server.port) for _ in range(4)]
         held.extend(newer)
         assert all(closed_by_server(h) for h in halves)
         assert all(still_open(h) for h in newer)
-        assert guard_of(server).evicted == 4
+        assert guard_of(server).closed["evicted"] == 4
         server.publish(make_snapshot())
         for stream in streams:
             assert stream.events(1)[0]["id"] == "1"
@@ -157,7 +157,7 @@ def test_a_ceiling_full_of_streams_answers_503_to_a_newcomer() -> None:
         newcomer = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         held.append(newcomer)
         assert newcomer.recv(4096).startswith(b"HTTP/1.1 503")
-        assert guard_of(server).rejected == 1
+        assert guard_of(server).closed["rejected"] == 1
         server.publish(make_snapshot())
         assert all(s.events(1)[0]["id"] == "1" for s in streams)
 
@@ -171,6 +171,15 @@ def test_ready_answers_while_many_half_open_connections_hold_the_ceiling() -> No
         assert ready_status(server.port) == 200
         counts = server.call(guard_of(server).counts)
         assert sum(counts.values()) <= 16
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        assert "smicast_http_connections_max 16\n" in text
+        evicted = next(
+            line for line in text.splitlines() if 'closed_total{reason="evicted"}' in line
+        )
+        assert int(evicted.split()[-1]) >= 48 - 16
 
 
 def test_limits_resolve_from_the_descriptor_limit() -> None:

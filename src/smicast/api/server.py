@@ -209,7 +209,7 @@ class Server:
 
     async def run(self, stop: asyncio.Event) -> None:
         limits = self.limits.resolve()
-        self.guard = guard = ConnectionGuard(limits)
+        self.guard = self.state.connections = guard = ConnectionGuard(limits)
         app = build_app(self.state, self.policy, guard, self.access)
         tls = self.access.ssl_context() if self.access is not None else None
         runner = web.AppRunner(
