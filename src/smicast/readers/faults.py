@@ -14,7 +14,8 @@ the time elapsed since it was built (see `fault_spec` for the grammar):
 - `proc-hidden`: processes come without the simulator's description and with pids past
   this machine's range, so the process reader finds no `/proc` entry, as in a container
   that does not share the host's PID namespace.
-- `exception`: reads raise `SimulatedBug`, an exception no reader expects.
+- `exception`: reads raise `SimulatedBug`, an exception no reader expects (the
+  process list, another code path, still answers).
 
 Time comes in through `monotonic` and `sleep`, so tests run every scenario instantly.
 """
@@ -167,7 +168,6 @@ class FaultyGpuReader:
         if not self.ready:
             raise ReadError(f"{self.name}: NVML is not initialized")
         self._hang_while("read-hang")
-        self._raise_if_buggy()
         lost = self._lost()
         procs = [p for p in self._inner.read_processes() if p.device_id not in lost]
         if self._active("proc-hidden"):

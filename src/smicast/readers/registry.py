@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -66,15 +67,13 @@ def detect_gpu_readers(
     """
     if _gpu_detection_disabled():
         return []
+    from smicast.readers.amd import AmdReader
+    from smicast.readers.nvidia import NvidiaReader
 
     def nvidia() -> GpuReader | None:
-        from smicast.readers.nvidia import NvidiaReader
-
         return NvidiaReader.probe(hostname=hostname, clock=clock, nvml=nvml, procfs=procfs)
 
     def amd() -> GpuReader | None:
-        from smicast.readers.amd import AmdReader
-
         return AmdReader.probe(sysfs=sysfs, procfs=procfs, hostname=hostname, clock=clock)
 
     return [
@@ -128,44 +127,30 @@ def build_readers(
     readers: list[Reader] = []
     if Section.GPU in sections:
         readers.extend(gpu_readers)
+    # Modules are imported here (code, not hardware); constructors run in the workers.
     if Section.CPU in sections:
+        from smicast.readers.cpu import CpuReader
 
-        def cpu() -> Reader:
-            from smicast.readers.cpu import CpuReader
-
-            return CpuReader(hostname=host, clock=clock)
-
-        readers.append(DeferredReader("cpu", Section.CPU, cpu))
+        cpu = partial(CpuReader, hostname=host, clock=clock)
+        readers.append(DeferredReader(CpuReader.name, Section.CPU, cpu))
     if Section.MEMORY in sections:
+        from smicast.readers.memory import MemoryReader
 
-        def memory() -> Reader:
-            from smicast.readers.memory import MemoryReader
-
-            return MemoryReader(hostname=host, clock=clock)
-
-        readers.append(DeferredReader("memory", Section.MEMORY, memory))
+        memory = partial(MemoryReader, hostname=host, clock=clock)
+        readers.append(DeferredReader(MemoryReader.name, Section.MEMORY, memory))
     if Section.CHASSIS in sections:
+        from smicast.readers.chassis import ChassisReader
 
-        def chassis() -> Reader:
-            from smicast.readers.chassis import ChassisReader
-
-            return ChassisReader(hostname=host, clock=clock)
-
-        readers.append(DeferredReader("chassis", Section.CHASSIS, chassis))
+        chassis = partial(ChassisReader, hostname=host, clock=clock)
+        readers.append(DeferredReader(ChassisReader.name, Section.CHASSIS, chassis))
     if Section.PROCESS in sections:
+        from smicast.readers.processes import ProcessReader
 
-        def processes() -> Reader:
-            from smicast.readers.processes import ProcessReader
-
-            return ProcessReader(gpu_readers, hostname=host, clock=clock)
-
-        readers.append(DeferredReader("processes", Section.PROCESS, processes))
+        processes = partial(ProcessReader, gpu_readers, hostname=host, clock=clock)
+        readers.append(DeferredReader(ProcessReader.name, Section.PROCESS, processes))
     if Section.STORAGE in sections:
+        from smicast.readers.storage import StorageReader
 
-        def storage() -> Reader:
-            from smicast.readers.storage import StorageReader
-
-            return StorageReader(hostname=host)
-
-        readers.append(DeferredReader("storage", Section.STORAGE, storage))
+        storage = partial(StorageReader, hostname=host)
+        readers.append(DeferredReader(StorageReader.name, Section.STORAGE, storage))
     return readers
