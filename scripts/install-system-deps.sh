@@ -16,6 +16,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)  # the terminal viewer's end-to-end test
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
@@ -32,9 +33,32 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-system-deps: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+
+# The Debian packages start their services on install; the tests start their own.
+# A policy-rc.d that forbids every start keeps the install from starting anything
+# (invoke-rc.d and deb-systemd-invoke both ask it); one that is already there is left
+# alone. Nothing that ran before is ever stopped: only a service the install itself
+# started, if a package started one anyway.
+services=(prometheus prometheus-node-exporter nginx)
+running() {
+    systemctl is-active --quiet "$1" >/dev/null 2>&1 || service "$1" status >/dev/null 2>&1
+}
+before=" "
+for svc in "${services[@]}"; do
+    if running "$svc"; then before+="$svc "; fi
+done
+policy=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
+if [ ! -e "$policy" ] && [ ! -L "$policy" ]; then
+    trap '$sudo rm -f "$policy"' EXIT
+    printf '#!/bin/sh\n# install-system-deps: no service starts during this install\nexit 101\n' |
+        $sudo tee "$policy" >/dev/null
+    $sudo chmod 0755 "$policy"
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# The Debian packages start services on install; the tests start their own.
-for svc in prometheus prometheus-node-exporter nginx; do
-    $sudo systemctl stop "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
+for svc in "${services[@]}"; do
+    if [[ "$before" != *" $svc "* ]] && running "$svc"; then
+        echo "install-system-deps: stopping $svc, which the install started" >&2
+        $sudo systemctl stop "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
+    fi
 done
