@@ -158,7 +158,7 @@ class ApiState:
             if s.last_success_s is not None
         ]
         out += [
-            "# HELP smicast_reader_errors_total Reader failures by kind (timeout, error).",
+            "# HELP smicast_reader_errors_total Reader failures by kind (timeout, error, panic: a bug).",
             "# TYPE smicast_reader_errors_total counter",
         ]
         out += [
