@@ -34,9 +34,11 @@ class RunningServer:
         manual: bool = True,
         unix_path: Path | None = None,
         policy: CorsPolicy | None = None,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
         **options: Any,  # more Server fields (limits, shutdown_grace_s)
     ) -> None:
         self.state = state
+        self._loop_factory = loop_factory
         sockets = open_tcp("127.0.0.1", 0)
         self.port = sockets[0].getsockname()[1]
         if unix_path is not None:
@@ -57,7 +59,7 @@ class RunningServer:
         assert self._ready.wait(5), "server did not start"
 
     def _main(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = self._loop_factory()
         self.loop = loop
         self._stop = asyncio.Event()
         loop.call_soon(self._ready.set)

@@ -222,3 +222,21 @@ def test_connection_options_are_bounded(
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "Traceback" not in err
     assert f"argument {option}: expected" in err
+
+
+def test_guard_under_uvloop() -> None:
+    """`smicast api` runs on uvloop when it is installed; its transports are not asyncio's."""
+    uvloop = pytest.importorskip("uvloop")
+    limits = ConnectionLimits(head_timeout_s=0.3, idle_timeout_s=30, max_connections=4)
+    with (
+        running(manual_state(), limits=limits, loop_factory=uvloop.new_event_loop) as server,
+        sockets() as held,
+    ):
+        stream = SseReader(raw_request(server.port, "/events"))
+        held.append(stream.sock)
+        held.extend(half_open(server.port) for _ in range(3))
+        assert ready_status(server.port) == 503  # evicts the oldest half-open connection
+        assert closed_by_server(held[1])
+        assert all(closed_by_server(h) for h in held[2:])  # the head deadline
+        server.publish(make_snapshot())
+        assert stream.events(1)[0]["id"] == "1"

@@ -105,7 +105,7 @@ class GuardedProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TLS transport is a Transport in all but its class (not a subclass)
+        # uvloop's transports (TCP, TLS) are Transports in all but their class
         self.transport = stream = cast(asyncio.Transport, transport)
         if not self.guard.admit(self):
             stream.write(_REJECT)
