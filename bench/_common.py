@@ -90,6 +90,9 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     port: int
     log_tail: deque[str] = field(default_factory=lambda: deque(maxlen=50))
+    # https and credentials for wait_ready when the server runs with a web config
+    scheme: str = "http"
+    opener: urllib.request.OpenerDirector | None = None
     _ready_line: threading.Event = field(default_factory=threading.Event)
     _drain: threading.Thread | None = None
 
@@ -99,7 +102,7 @@ class ServerProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     def _drain_output(self, stream: Iterable[bytes], marker: bytes | None) -> None:
         for raw in stream:
@@ -125,7 +128,8 @@ class ServerProcess:
                 )
             if self._ready_line.is_set() or self._drain is None:
                 try:
-                    with urllib.request.urlopen(self.base_url + path, timeout=2) as resp:
+                    open_url = self.opener.open if self.opener else urllib.request.urlopen
+                    with open_url(self.base_url + path, timeout=2) as resp:
                         if resp.status == 200:
                             return
                 except (urllib.error.URLError, OSError):
@@ -167,6 +171,8 @@ def start_smicast(
     env: dict[str, str] | None = None,
     extra: Sequence[str] = (),
     ready_timeout_s: float = 30.0,
+    scheme: str = "http",
+    opener: urllib.request.OpenerDirector | None = None,
 ) -> ServerProcess:
     """`smicast api --simulate ... --bind 127.0.0.1 --port P`, ready (first frame published)."""
     port = port or free_port()
@@ -196,14 +202,19 @@ def start_smicast(
         env={**os.environ, **(env or {})},
         cwd=str(REPO),
     )
-    server = ServerProcess("smicast api", proc, port)
+    server = ServerProcess("smicast api", proc, port, scheme=scheme, opener=opener)
     server.start_drain(b"smicast api: listening on")
     server.wait_ready("/-/ready", ready_timeout_s)
     return server
 
 
 def start_node_exporter(
-    *, port: int | None = None, extra: Sequence[str] = (), ready_timeout_s: float = 20.0
+    *,
+    port: int | None = None,
+    extra: Sequence[str] = (),
+    ready_timeout_s: float = 20.0,
+    scheme: str = "http",
+    opener: urllib.request.OpenerDirector | None = None,
 ) -> ServerProcess:
     """Debian's prometheus-node-exporter on 127.0.0.1 with its default collectors."""
     if not Path(NODE_EXPORTER).exists():
@@ -222,7 +233,7 @@ def start_node_exporter(
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    server = ServerProcess("node_exporter", proc, port)
+    server = ServerProcess("node_exporter", proc, port, scheme=scheme, opener=opener)
     server.start_drain(None)
     server.wait_ready("/metrics", ready_timeout_s)
     return server

@@ -13,6 +13,10 @@ Targets: smicast /metrics (plain and with `Accept-Encoding: gzip`, as Prometheus
 sends it), smicast /snapshot, node_exporter /metrics (plain and gzip). Runs are
 interleaved (every cell once per run) and the table shows the median over runs.
 
+`--tls` adds the same /metrics over HTTPS with basic auth (one bcrypt user, cost 10;
+a web-config file both servers read) for smicast and node_exporter, beside plain HTTP
+in the same run. Each keep-alive connection does one TLS handshake, then requests.
+
 Client and servers share this host's CPUs: the client's own CPU use is printed per
 cell, and node_exporter (multi-threaded Go) competes with the client for both cores.
 """
@@ -25,6 +29,7 @@ import contextlib
 import gc
 import math
 import multiprocessing as mp
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,6 +51,7 @@ from _common import (
     start_smicast,
     summarize,
 )
+from _tls import BenchTls, make_bench_tls
 
 MAX_HEAD_BYTES = 64 * 1024
 DRAIN_S = 5.0  # how long in-flight requests may finish after the window
@@ -220,6 +226,7 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
         "User-Agent: smicast-bench\r\n\r\n"
     ).encode()
     totals = Totals(job["t0"], job["t1"])
+    tls = ssl.create_default_context(cafile=job["ca"]) if job.get("ca") else None
     conns: list[KeepAlive] = []
     for _ in range(job["connections"]):
         try:
@@ -228,6 +235,7 @@ async def _load(job: dict[str, Any]) -> dict[str, Any]:
                     lambda: KeepAlive(request, totals, job["start_at"], job["t1"]),
                     HOST,
                     job["port"],
+                    ssl=tls,
                 ),
                 5.0,
             )
@@ -284,6 +292,7 @@ class Target:
     server: str  # "smicast" or "node_exporter"
     path: str
     gzip: bool
+    tls: bool = False  # HTTPS with basic auth (--tls)
 
 
 TARGETS = (
@@ -292,6 +301,12 @@ TARGETS = (
     Target("smicast /snapshot", "smicast", "/snapshot", False),
     Target("node_exporter /metrics", "node_exporter", "/metrics", False),
     Target("node_exporter /metrics gzip", "node_exporter", "/metrics", True),
+)
+TLS_TARGETS = (
+    Target("smicast /metrics", "smicast", "/metrics", False),
+    Target("smicast /metrics tls+auth", "smicast_tls", "/metrics", False, tls=True),
+    Target("node_exporter /metrics", "node_exporter", "/metrics", False),
+    Target("node_exporter /metrics tls+auth", "node_exporter_tls", "/metrics", False, tls=True),
 )
 
 
@@ -315,6 +330,7 @@ def run_cell(
     connections: int,
     duration_s: float,
     warmup_s: float,
+    tls: BenchTls | None = None,
 ) -> dict[str, float]:
     proc, conn = worker
     now = time.monotonic()
@@ -324,8 +340,11 @@ def run_cell(
     headers = {"Accept": "*/*"}
     if target.gzip:
         headers["Accept-Encoding"] = "gzip"
+    if target.tls and tls is not None:
+        headers["Authorization"] = tls.authorization
     conn.send(
         {
+            "ca": str(tls.ca) if target.tls and tls is not None else None,
             "port": server.port,
             "path": target.path,
             "headers": headers,
@@ -377,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="pass --runtime.gomaxprocs=N to node_exporter (default: its own default, 1 in 1.5)",
     )
+    ap.add_argument(
+        "--tls",
+        action="store_true",
+        help="/metrics over HTTPS with basic auth beside plain HTTP, smicast and node_exporter",
+    )
     args = ap.parse_args(argv)
     try:
         conc = [int(c) for c in args.connections.split(",") if c.strip()]
@@ -386,10 +410,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--connections must be between 1 and 1000")
     if args.duration <= 0 or args.duration > 120 or not 1 <= args.runs <= 20:
         ap.error("bounded: 0 < --duration <= 120, 1 <= --runs <= 20")
-    targets = list(TARGETS)
+    known = TLS_TARGETS if args.tls else TARGETS
+    targets = list(known)
     if args.targets:
         wanted = {t.strip() for t in args.targets.split(",")}
-        targets = [t for t in TARGETS if t.name in wanted]
+        targets = [t for t in known if t.name in wanted]
         if not targets:
             ap.error("--targets matched nothing")
     raise_nofile()
@@ -398,15 +423,27 @@ def main(argv: list[str] | None = None) -> int:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     worker = ctx.Process(target=load_process, args=(child,), daemon=True)
+    tls = make_bench_tls() if args.tls else None
     try:
         servers["smicast"] = start_smicast(interval_s=1.0)
+        extra = (
+            [f"--runtime.gomaxprocs={args.node_exporter_gomaxprocs}"]
+            if args.node_exporter_gomaxprocs
+            else []
+        )
         if any(t.server == "node_exporter" for t in targets):
-            extra = (
-                [f"--runtime.gomaxprocs={args.node_exporter_gomaxprocs}"]
-                if args.node_exporter_gomaxprocs
-                else []
-            )
             servers["node_exporter"] = start_node_exporter(extra=extra)
+        if tls is not None:
+            web = ["--web-config", str(tls.web_config)]
+            servers["smicast_tls"] = start_smicast(
+                interval_s=1.0, extra=web, scheme="https", opener=tls.opener()
+            )
+            if any(t.server == "node_exporter_tls" for t in targets):
+                servers["node_exporter_tls"] = start_node_exporter(
+                    extra=[*extra, f"--web.config.file={tls.web_config}"],
+                    scheme="https",
+                    opener=tls.opener(),
+                )
         worker.start()
         child.close()
         print(
@@ -426,12 +463,13 @@ def main(argv: list[str] | None = None) -> int:
                         c,
                         args.duration,
                         args.warmup,
+                        tls,
                     )
                     cell = cells.setdefault((target.name, c), Cell())
                     for k, v in r.items():
                         getattr(cell, k).append(v)
                     print(
-                        f"run {run + 1}: {target.name:<28} conns {c:>3}: {r['rps']:9.1f} req/s  "
+                        f"run {run + 1}: {target.name:<32} conns {c:>3}: {r['rps']:9.1f} req/s  "
                         f"p50 {r['p50'] * 1e3:7.2f} ms  p99 {r['p99'] * 1e3:7.2f} ms  "
                         f"errors {r['errors']} non-200 {r['non200']}",
                         flush=True,
@@ -457,7 +495,7 @@ def print_table(
 ) -> None:
     print(f"\nmedian of {runs} run(s):", flush=True)
     head = (
-        f"{'target':<28} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'target':<32} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'errors':>6} {'non200':>6} {'srv CPU%':>8} {'cli CPU%':>8} {'body B':>8}"
     )
     print(head)
@@ -466,7 +504,7 @@ def print_table(
         for c in conc:
             cell = cells[(t.name, c)]
             print(
-                f"{t.name:<28} {c:>5} {median(cell.rps):>10.1f} {median(cell.p50) * 1e3:>8.2f} "
+                f"{t.name:<32} {c:>5} {median(cell.rps):>10.1f} {median(cell.p50) * 1e3:>8.2f} "
                 f"{median(cell.p99) * 1e3:>8.2f} {median(cell.max) * 1e3:>8.2f} "
                 f"{sum(cell.errors):>6} {sum(cell.non200):>6} {median(cell.server_cpu):>8.0f} "
                 f"{median(cell.client_cpu):>8.0f} {median(cell.body):>8.0f}"
@@ -483,6 +521,16 @@ def print_table(
             )
             label = "gzip, both" if suffix else "plain"
             print(f"req/s ratio smicast /metrics / node_exporter /metrics ({label}) at {ratios}")
+    for server in ("smicast", "node_exporter"):
+        a, b = f"{server} /metrics tls+auth", f"{server} /metrics"
+        if a in names and b in names:
+            ratios = " ".join(
+                f"{c}: {median(cells[(a, c)].rps) / median(cells[(b, c)].rps):.2f}x"
+                if median(cells[(b, c)].rps) > 0
+                else f"{c}: n/a"
+                for c in conc
+            )
+            print(f"req/s ratio {server} /metrics TLS+basic auth / plain HTTP at {ratios}")
     print(
         "(srv CPU% and cli CPU% are % of one core; the client shares the host's cores with "
         "the servers)",

@@ -33,6 +33,11 @@ what clients and other load on a 2-core host add to the fan-out; RSS is sampled 
 0.2 s from the server's start (max). --pin puts the server on the first CPU and the
 clients on the others.
 
+--tls runs every run twice, plain HTTP then HTTPS with basic auth (one bcrypt user,
+cost 10, from a web-config file), and prints both and their medians side by side. TLS
+clients decrypt with ssl.MemoryBIO on the same raw sockets, so the kernel stamps still
+mark when the encrypted frame reached each client.
+
 Bounded: connect timeouts, a hard deadline per client process, SIGTERM then SIGKILL for
 the server, everything on 127.0.0.1.
 """
@@ -47,10 +52,12 @@ import math
 import multiprocessing as mp
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -61,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     HOST,
     ProcSampler,
+    ServerProcess,
     cpu_seconds_of,
     machine_note,
     median,
@@ -70,6 +78,7 @@ from _common import (
     start_smicast,
     summarize,
 )
+from _tls import BenchTls, make_bench_tls
 
 MAX_HEAD_BYTES = 16 * 1024
 CONNECTS_IN_FLIGHT = 200  # per client process
@@ -105,12 +114,18 @@ class SseClient:
         "sock",
         "sse",
         "times",
+        "tls",
     )
 
     def __init__(
-        self, sock: socket.socket, loop: asyncio.AbstractEventLoop, head_done: asyncio.Future[int]
+        self,
+        sock: socket.socket,
+        loop: asyncio.AbstractEventLoop,
+        head_done: asyncio.Future[int],
+        tls: tuple[ssl.SSLObject, ssl.MemoryBIO] | None = None,
     ) -> None:
         self.sock = sock
+        self.tls = tls
         self.loop = loop
         self.head_done = head_done
         self.buf = b""
@@ -143,6 +158,15 @@ class SseClient:
                 sec, nsec = _TS.unpack_from(cdata)
                 ktime = sec + nsec * 1e-9
         self.bytes += n
+        if self.tls is not None:
+            plain = self._decrypt(n)
+            if plain is None:
+                return
+            if self.buf:
+                plain = self.buf + plain
+                self.buf = b""
+            self.feed(plain, len(plain), now, ktime)
+            return
         if self.buf:  # the rest of a chunk that came in an earlier read
             data: bytes | bytearray = self.buf + _SCRATCH[:n]
             n = len(data)
@@ -150,6 +174,26 @@ class SseClient:
         else:
             data = _SCRATCH  # parsed in place: no copy of the ~20 KB frames
         self.feed(data, n, now, ktime)
+
+    def _decrypt(self, n: int) -> bytes | None:
+        """The plaintext the n received bytes complete (None: nothing yet, or closed)."""
+        assert self.tls is not None
+        obj, incoming = self.tls
+        incoming.write(_SCRATCH_VIEWS[0][:n])
+        parts = []
+        while True:
+            try:
+                part = obj.read(RECV_BYTES)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLError:
+                self.close()
+                return None
+            if not part:  # close_notify
+                self.close()
+                break
+            parts.append(part)
+        return b"".join(parts) or None
 
     def close(self) -> None:
         if self.closed_at == math.inf:
@@ -253,12 +297,35 @@ class SseClient:
         )
 
 
+async def _handshake(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, ctx: ssl.SSLContext, request: bytes
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO]:
+    """TLS over the raw non-blocking socket with memory BIOs; sends the request encrypted."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=HOST)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if outgoing.pending:
+                await loop.sock_sendall(sock, outgoing.read())
+            data = await loop.sock_recv(sock, RECV_BYTES)
+            if not data:
+                raise ConnectionResetError("closed during the TLS handshake") from None
+            incoming.write(data)
+    obj.write(request)
+    await loop.sock_sendall(sock, outgoing.read())
+    return obj, incoming
+
+
 async def _connect_one(
     loop: asyncio.AbstractEventLoop,
     port: int,
     request: bytes,
     timeout_s: float,
     gate: asyncio.Semaphore,
+    tls_ctx: ssl.SSLContext | None = None,
 ) -> tuple[SseClient | None, int]:
     async with gate:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -266,17 +333,21 @@ async def _connect_one(
         if SO_TIMESTAMPNS:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        tls = None
         try:
             await asyncio.wait_for(loop.sock_connect(sock, (HOST, port)), timeout_s)
-            sock.send(request)  # a few hundred bytes into an empty buffer
+            if tls_ctx is not None:
+                tls = await asyncio.wait_for(_handshake(loop, sock, tls_ctx, request), timeout_s)
+            else:
+                sock.send(request)  # a few hundred bytes into an empty buffer
         except TimeoutError:
             sock.close()
-            return None, -3  # connect timeout
-        except OSError:
+            return None, -3  # connect (or handshake) timeout
+        except OSError:  # ssl.SSLError included
             sock.close()
-            return None, -4  # refused / reset
+            return None, -4  # refused / reset / handshake failed
         head: asyncio.Future[int] = loop.create_future()
-        client = SseClient(sock, loop, head)
+        client = SseClient(sock, loop, head, tls)
         loop.add_reader(sock.fileno(), client.on_readable)
         try:
             status = await asyncio.wait_for(head, timeout_s)
@@ -288,17 +359,25 @@ async def _connect_one(
 
 
 async def _client_main(
-    conn: Connection, port: int, count: int, path: str, connect_timeout_s: float, hard_s: float
+    conn: Connection,
+    port: int,
+    count: int,
+    path: str,
+    connect_timeout_s: float,
+    hard_s: float,
+    tls: tuple[str, str] | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     hard_deadline = time.monotonic() + hard_s
+    auth = f"Authorization: {tls[1]}\r\n" if tls else ""
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: text/event-stream\r\n"
-        "Cache-Control: no-cache\r\n\r\n"
+        f"Cache-Control: no-cache\r\n{auth}\r\n"
     ).encode()
+    tls_ctx = ssl.create_default_context(cafile=tls[0]) if tls else None
     gate = asyncio.Semaphore(CONNECTS_IN_FLIGHT)
     results = await asyncio.gather(
-        *(_connect_one(loop, port, request, connect_timeout_s, gate) for _ in range(count))
+        *(_connect_one(loop, port, request, connect_timeout_s, gate, tls_ctx) for _ in range(count))
     )
     statuses: dict[int, int] = {}
     for _, st in results:
@@ -338,6 +417,7 @@ def client_process(
     connect_timeout_s: float,
     hard_s: float,
     cpus: set[int] | None,
+    tls: tuple[str, str] | None = None,  # CA file, Authorization value
 ) -> None:
     raise_nofile()
     if cpus:
@@ -350,7 +430,7 @@ def client_process(
     except ImportError:
         runner = asyncio.Runner()
     with runner:
-        runner.run(_client_main(conn, port, count, path, connect_timeout_s, hard_s))
+        runner.run(_client_main(conn, port, count, path, connect_timeout_s, hard_s, tls))
     conn.close()
 
 
@@ -547,7 +627,14 @@ def _recv(conn: Connection, deadline: float, what: str) -> Any:
     return conn.recv()
 
 
-def one_run(args: argparse.Namespace, run_no: int) -> RunResult:
+def one_run(
+    args: argparse.Namespace,
+    run_no: int,
+    around: Callable[[ServerProcess], contextlib.AbstractContextManager[object]] | None = None,
+    tls: BenchTls | None = None,
+) -> RunResult:
+    """One run on a fresh server; `around(server)` is entered before the subscribers connect
+    and left before the server stops (bench/slowloris.py puts its attack there)."""
     ctx = mp.get_context("spawn")
     n = args.subscribers
     procs_n = args.processes or max(1, min(4, math.ceil(n / 2500)))
@@ -561,7 +648,11 @@ def one_run(args: argparse.Namespace, run_no: int) -> RunResult:
         processes=args.server_processes,
         # exactly room for the subscribers and the probe
         env={"SMICAST_API_MAX_SSE_SUBSCRIBERS": str(n + 1)},
+        extra=["--web-config", str(tls.web_config)] if tls else (),
+        scheme="https" if tls else "http",
+        opener=tls.opener() if tls else None,
     )
+    client_tls = (str(tls.ca), tls.authorization) if tls else None
     sampler = ProcSampler(server.pid).start()
     client_cpus: set[int] | None = None
     if args.pin:
@@ -570,14 +661,26 @@ def one_run(args: argparse.Namespace, run_no: int) -> RunResult:
             os.sched_setaffinity(server.pid, {cpus[0]})  # its collection threads inherit it
             client_cpus = set(cpus[1:])
     workers: list[tuple[mp.process.BaseProcess, Connection, bool]] = []
+    extra = contextlib.ExitStack()
     try:
+        if around is not None:
+            extra.enter_context(around(server))
         setup_deadline = time.monotonic() + connect_timeout_s + 30
 
         def spawn(count: int, probe: bool) -> None:
             parent, child = ctx.Pipe()
             p = ctx.Process(
                 target=client_process,
-                args=(child, server.port, count, path, connect_timeout_s, hard_s, client_cpus),
+                args=(
+                    child,
+                    server.port,
+                    count,
+                    path,
+                    connect_timeout_s,
+                    hard_s,
+                    client_cpus,
+                    client_tls,
+                ),
                 daemon=True,
             )
             p.start()
@@ -642,6 +745,7 @@ def one_run(args: argparse.Namespace, run_no: int) -> RunResult:
                 p.terminate()
                 p.join(5)
             conn.close()
+        extra.close()
         server.stop()
 
 
@@ -666,6 +770,11 @@ def main(argv: list[str] | None = None) -> int:
         "--server-processes", action="store_true", help="start the server with --processes"
     )
     ap.add_argument("--timeline", action="store_true", help="print every frame of the window")
+    ap.add_argument(
+        "--tls",
+        action="store_true",
+        help="each run twice: plain HTTP, then HTTPS with basic auth; both printed side by side",
+    )
     ap.add_argument(
         "--pin",
         action="store_true",
@@ -693,15 +802,41 @@ def main(argv: list[str] | None = None) -> int:
         "(CLOCK_MONOTONIC), which adds client scheduling on the shared cores",
         flush=True,
     )
-    results: list[RunResult] = []
+    tls = make_bench_tls() if args.tls else None
+    modes = [("http", None), ("https+auth", tls)] if tls else [("", None)]
+    results: dict[str, list[RunResult]] = {label: [] for label, _ in modes}
     for i in range(args.runs):
-        res = one_run(args, i + 1)
-        results.append(res)
-        print(res.line(f"run {i + 1}"), flush=True)
-        if res.bad_events:
-            print(f"  ({res.bad_events} unparsed SSE events)", flush=True)
-    print(median_line(results), flush=True)
+        for label, mode_tls in modes:
+            res = one_run(args, i + 1, tls=mode_tls)
+            results[label].append(res)
+            print(res.line(f"run {i + 1}{' ' + label if label else ''}"), flush=True)
+            if res.bad_events:
+                print(f"  ({res.bad_events} unparsed SSE events)", flush=True)
+    for label, runs in results.items():
+        print((f"{label}: " if label else "") + median_line(runs), flush=True)
+    if tls is not None:
+        print(side_by_side(args.subscribers, results), flush=True)
     return 0
+
+
+def side_by_side(subscribers: int, results: dict[str, list[RunResult]]) -> str:
+    """The figures the TLS question needs, plain and TLS in adjacent rows."""
+    head = f"{'subscribers':>11} {'mode':<11} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+    head += f"{'lost':>5} {'lag ev':>6} {'srv CPU%':>8} {'RSS MiB':>8}"
+    lines = [head, "-" * len(head)]
+    for label, runs in results.items():
+
+        def m(f: Any, runs: list[RunResult] = runs) -> float:
+            return median(f(r) for r in runs)
+
+        lines.append(
+            f"{subscribers:>11} {label:<11} {m(lambda r: r.latency['p50']) * 1e3:>8.1f} "
+            f"{m(lambda r: r.latency['p99']) * 1e3:>8.1f} "
+            f"{m(lambda r: r.latency['max']) * 1e3:>8.1f} "
+            f"{sum(r.lost for r in runs):>5} {sum(r.lag_events for r in runs):>6} "
+            f"{m(lambda r: r.server_cpu):>8.1f} {mib(m(lambda r: r.rss_max)):>8.1f}"
+        )
+    return "\n".join(lines)
 
 
 def median_line(results: list[RunResult]) -> str:
