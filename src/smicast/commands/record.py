@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     if wants_fleet(args):
         if source is not None or args.simulate is not None:
             parser.error("--hosts/--hostfile cannot be used with --from or --simulate")
-        fleet = fleet_from_args(args, parser)
+        fleet = fleet_from_args(args, parser, args.interval)
     interval_s = args.interval if args.interval is not None else DEFAULT_INTERVAL_S
 
     from smicast.readers import default_hostname

@@ -92,20 +92,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--theme", choices=("dark", "light"), default="dark", help="colours (t toggles them)"
     )
+    from smicast.fleet.options import add_fleet_arguments
+
+    add_fleet_arguments(p)  # view --hosts: a fleet (smicast.view.fleet_app)
     p.set_defaults(parser=p)
 
 
 def _source(args: argparse.Namespace) -> FrameSource:
     parser: argparse.ArgumentParser = args.parser
+    from smicast.fleet.options import fleet_from_args, wants_fleet
+
+    if wants_fleet(args):
+        from smicast.fleet.source import FleetSource
+
+        if args.replay or args.host:
+            parser.error("--hosts/--hostfile cannot be used with --replay or --host")
+        return FleetSource(*fleet_from_args(args, parser))
     if args.replay:
         from pathlib import Path
 
+        from smicast.view.fleet_sources import FleetReplaySource, is_fleet_trace
         from smicast.view.replay import ReplaySource, Trace
 
         trace = Trace([Path(f) for f in args.replay])
         if not len(trace):
             raise _Fail("the trace holds no frames")
-        return ReplaySource(trace, speed=args.speed, loop=args.loop, start_s=args.start)
+        kind = FleetReplaySource if is_fleet_trace(trace) else ReplaySource
+        return kind(trace, speed=args.speed, loop=args.loop, start_s=args.start)
     if args.host:
         from smicast.view.sources import RemoteSource
 
@@ -140,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from smicast.record.reader import TraceError
     from smicast.view.alerts import AlertConfig
-    from smicast.view.app import THEMES, ViewerApp
+    from smicast.view.app import THEMES
+    from smicast.view.fleet_app import make_app
     from smicast.view.model import ViewModel
 
     try:
@@ -150,6 +164,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     model = ViewModel(AlertConfig.from_options(args.alert_temp, args.alert_util_low_mins))
     theme = THEMES[0] if args.theme == "dark" else THEMES[1]
-    app = ViewerApp(model, source, theme=theme)
+    app = make_app(model, source, theme=theme)
     result = app.run()
     return result if isinstance(result, int) else 0

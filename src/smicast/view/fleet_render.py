@@ -1,0 +1,193 @@
+"""The fleet tabs as Rich renderables: one renderable per panel, whatever the fleet's size.
+
+The GPU grid is one `Text` with a cell per GPU coloured by utilization; runs of
+cells of one colour share one span, so 8,000 GPUs cost a few hundred spans. The
+host table lists the hosts that need attention first (not live, then alerts,
+then busiest) and only as many as fit; the filter (`f`) finds the rest. Every
+string from an agent goes through `inert()`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from smicast.view.alerts import Level
+from smicast.view.fleet_summary import FleetView, HostRow
+from smicast.view.render import bar, fmt_bytes, fmt_num, level_style
+from smicast.view.text import inert
+
+CELL: Final = "■"
+_STATE_STYLE: Final = {
+    "live": "green",
+    "stale": "yellow",
+    "connecting": "cyan",
+    "reconnecting": "yellow",
+    "offline": "bold red",
+}
+_LEVEL_STYLE: Final = {Level.OK: "", Level.WARN: "bold yellow", Level.CRIT: "bold red"}
+# Utilization buckets of the grid: 0-9, 10-19, ... 90-100, and "no reading".
+_BUCKET_STYLE: Final = (
+    "grey35",
+    "blue",
+    "blue",
+    "cyan",
+    "cyan",
+    "green",
+    "green",
+    "yellow",
+    "yellow",
+    "red",
+)
+
+
+def _bucket(value: float | None) -> str:
+    if value is None:
+        return "grey19"
+    return _BUCKET_STYLE[min(9, max(0, int(value // 10)))]
+
+
+def gpu_grid(cells: list[float | None], width: int) -> Text:
+    """A cell per GPU, `width` to a line, coloured by utilization."""
+    width = max(8, width)
+    text = Text(no_wrap=False)
+    run_style, run = "", 0
+    for i, value in enumerate(cells):
+        style = _bucket(value)
+        if style != run_style and run:
+            text.append(CELL * run, style=run_style)
+            run = 0
+        run_style = style
+        run += 1
+        if (i + 1) % width == 0:
+            text.append(CELL * run, style=run_style)
+            text.append("\n")
+            run = 0
+    if run:
+        text.append(CELL * run, style=run_style)
+    return text
+
+
+def _attention(row: HostRow) -> tuple[int, int, float, str]:
+    return (row.state == "live", -row.alert, -(row.util_pct or 0.0), row.key)
+
+
+def totals_line(fleet: FleetView, rows: list[HostRow]) -> Text:
+    t = fleet.totals(rows)
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(f"{t.hosts} hosts ", style="bold")
+    for state in ("live", "stale", "connecting", "reconnecting", "offline"):
+        n = t.states.get(state, 0)
+        if n:
+            line.append(f"{state} {n} ", style=_STATE_STYLE[state])
+    line.append(f"│ {t.gpus} GPUs  util ")
+    line.append(fmt_num(t.util_pct, "%"), style=level_style(t.util_pct, 70, 90))
+    line.append(f"  mem {fmt_bytes(t.mem_used)}/{fmt_bytes(t.mem_total)}")
+    line.append(f"  power {t.power_w / 1000:.1f} kW  energy {t.energy_j / 3.6e6:.3f} kWh")
+    if fleet.filter_text:
+        line.append("  filter: ", style="dim")
+        line.append_text(inert(fleet.filter_text, style="bold"))
+    return line
+
+
+def host_table(rows: list[HostRow], width: int, max_rows: int) -> Text:
+    shown = sorted(rows, key=_attention)[: max(1, max_rows)]
+    name_w = max(12, min(40, width // 4))
+    bar_w = max(5, min(20, width // 8))
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(
+        f"{'HOST':<{name_w}} {'STATE':<12} {'VIA':<8} {'GPUs':>4}  {'UTIL':<{bar_w + 5}}"
+        f" {'MEMORY':>15} {'POWER':>8}\n",
+        style="bold",
+    )
+    for r in shown:
+        name = inert(r.key, limit=name_w - 1)
+        out.append_text(name)
+        out.append(" " * max(1, name_w + 1 - name.cell_len))
+        out.append(f"{r.state:<12}", style=_STATE_STYLE.get(r.state, ""))
+        out.append(f" {r.transport:<8} {r.gpus:>4}  ")
+        out.append_text(bar(r.util_pct, bar_w))
+        out.append(f" {fmt_num(r.util_pct, '%'):>4}")
+        out.append(f" {fmt_bytes(r.mem_used):>7}/{fmt_bytes(r.mem_total):<7}")
+        out.append(f" {fmt_num(r.power_w, 'W'):>8}")
+        if r.alert is not Level.OK:
+            out.append(f" {r.alert.label}", style=_LEVEL_STYLE[r.alert])
+        if r.error and r.state != "live":
+            out.append("  ")
+            out.append_text(inert(r.error, style="dim red", limit=120))
+        out.append("\n")
+    if len(rows) > len(shown):
+        out.append(f"… {len(rows) - len(shown)} more hosts (f filters by name)", style="dim")
+    return out
+
+
+def cluster_panel(
+    fleet: FleetView, now_s: float, wall_s: float, width: int, height: int
+) -> RenderableType:
+    rows = [fleet.row(h, now_s, wall_s) for h in fleet.hosts()]
+    cells = fleet.gpu_cells()
+    grid_w = max(8, width - 2)
+    grid_lines = -(-len(cells) // grid_w) if cells else 0
+    legend = Text("GPU utilization: ", style="dim")
+    for low in range(0, 100, 20):
+        legend.append(CELL, style=_bucket(low))
+        legend.append(f"{low}+ ", style="dim")
+    legend.append(CELL, style=_bucket(None))
+    legend.append("n/a", style="dim")
+    room = max(5, height - grid_lines - 6)
+    return Group(
+        totals_line(fleet, rows), legend, gpu_grid(cells, grid_w), host_table(rows, width, room)
+    )
+
+
+def users_panel(fleet: FleetView, width: int, max_rows: int = 200) -> Text:
+    users = fleet.users()
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(
+        f"{'USER':<20} {'HOSTS':>5} {'GPUs':>5} {'PROCS':>6} {'VRAM':>9}  TOP COMMAND\n",
+        style="bold",
+    )
+    if not users:
+        out.append("no GPU processes (agents need --processes)", style="dim")
+    for u in users[:max_rows]:
+        user = inert(u.user, limit=19)
+        out.append_text(user)
+        out.append(" " * max(1, 21 - user.cell_len))
+        out.append(f"{len(u.hosts):>5} {len(u.gpus):>5} {u.procs:>6} {fmt_bytes(u.vram):>9}  ")
+        out.append_text(inert(u.top_command, style="dim", limit=max(10, width - 52)))
+        out.append("\n")
+    return out
+
+
+def alerts_panel(fleet: FleetView, width: int, max_rows: int = 200) -> Text:
+    active, log = fleet.alerts()
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(f"Active alerts ({len(active)})\n", style="bold")
+    if not active:
+        out.append("none\n", style="dim")
+    for host, gpu, level in active[:max_rows]:
+        out.append(f"{level.label:<5} ", style=_LEVEL_STYLE[level])
+        out.append_text(inert(host.key, limit=40))
+        out.append("  ")
+        out.append_text(inert(gpu, limit=60))
+        out.append("\n")
+    out.append("\nRecent changes\n", style="bold")
+    for t in log:
+        out.append(f"{t.after.label:<5} ", style=_LEVEL_STYLE[t.after])
+        out.append_text(inert(f"{t.host}: {t.message()}", limit=max(20, width - 8)))
+        out.append("\n")
+    return out
+
+
+def host_tabs(fleet: FleetView, width: int) -> Text:
+    """The host tab bar: every filtered host, the selected one highlighted (n / p move)."""
+    selected = fleet.selected_host()
+    line = Text(no_wrap=True, overflow="ellipsis")
+    for host in fleet.hosts():
+        style = "reverse bold" if selected is not None and host.key == selected.key else "dim"
+        line.append_text(inert(f" {host.hostname or host.key} ", style=style, limit=40))
+        if line.cell_len > width:
+            break
+    return line

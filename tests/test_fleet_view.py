@@ -1,0 +1,106 @@
+"""The fleet tabs: a live fleet of real agents through the app's Pilot, and a replayed fleet trace."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rich.console import Console
+
+from smicast.fleet.client import ClientOptions
+from smicast.fleet.hosts import parse_host
+from smicast.fleet.source import FleetSource
+from smicast.fleet.trace import fleet_frame
+from smicast.include import Section
+from smicast.record.format import header_line
+from smicast.encode import snapshot_json
+from smicast.view.fleet_app import FleetApp, make_app
+from smicast.view.fleet_render import cluster_panel
+from smicast.view.fleet_sources import FleetReplaySource, is_fleet_trace
+from smicast.view.fleet_summary import FleetView
+from smicast.view.model import ViewModel
+from smicast.view.replay import Trace
+from tests.fleet_harness import Agent, AppAgent, metrics_only_app
+from tests.view_support import T0, simulated_frames
+
+FAST = ClientOptions(poll_interval_s=1.0, min_backoff_s=0.05, max_backoff_s=0.3)
+
+
+def text_of(renderable: object, width: int = 160) -> str:
+    console = Console(width=width, color_system=None)
+    with console.capture() as cap:
+        console.print(renderable)
+    return cap.get()
+
+
+def test_live_fleet_tabs_filter_and_host_tab() -> None:
+    agents = [Agent(f"node-{i}", interval_s=1.0).start() for i in range(2)]
+    legacy = AppAgent(metrics_only_app())
+    try:
+        hosts = [parse_host(a.url) for a in agents] + [parse_host(legacy.url)]
+        source = FleetSource(hosts, FAST)
+        model = ViewModel()
+        app = make_app(model, source, theme="textual-dark")
+        assert isinstance(app, FleetApp)
+
+        async def drive() -> None:
+            async with app.run_test(size=(160, 50)) as pilot:
+                for _ in range(100):
+                    await pilot.pause(0.1)
+                    if len(model.hosts) == 3 and all(h.frames >= 2 for h in model):
+                        break
+                cluster = text_of(app.query_one("#cluster").render())
+                assert "3 hosts" in cluster and "live 3" in cluster
+                assert "6 GPUs" in cluster  # two per agent, two in the all-smi exposition
+                for label, via in ((agents[0].url, "sse"), (legacy.url, "metrics")):
+                    line = next(ln for ln in cluster.splitlines() if label in ln)
+                    assert via in line
+                users = text_of(app.query_one("#users").render())
+                assert "USER" in users and "no GPU processes" not in users
+                await pilot.press("f", *"e-1", "enter")  # host names node-0, node-1, node-m
+                await pilot.pause(0.2)
+                cluster = text_of(app.query_one("#cluster").render())
+                assert "1 hosts" in cluster and agents[1].url in cluster
+                assert agents[0].url not in cluster
+                await pilot.press("n")
+                await pilot.pause(0.2)
+                host = app.host()
+                assert host is not None and host.hostname == "node-1"
+                await pilot.press("q")
+
+        asyncio.run(drive())
+    finally:
+        for agent in agents:
+            agent.stop()
+        legacy.stop()
+
+
+def test_a_recorded_fleet_replays_as_a_fleet(tmp_path: Path) -> None:
+    a = simulated_frames(4, 3, hostname="node-a")
+    b = simulated_frames(2, 3, hostname="node-b")
+    sections = frozenset({Section.GPU, Section.CPU, Section.MEMORY, Section.PROCESS})
+    path = tmp_path / "fleet.ndjson"
+    lines = [header_line(["a:9090", "b:9090"], 1000)]
+    for i in range(3):
+        frame = fleet_frame({"a:9090": a[i], "b:9090": b[i]}, sections, T0 + i)
+        lines.append(snapshot_json(frame) + b"\n")
+    path.write_bytes(b"".join(lines))
+    trace = Trace([path])
+    assert is_fleet_trace(trace)
+    source = FleetReplaySource(trace, speed=8.0)
+    model = ViewModel()
+
+    async def play() -> None:
+        events = source.events()
+        for _ in range(6):
+            event = await anext(events)
+            model.apply(event, T0)
+        await events.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(play())
+    assert [h.key for h in model] == ["a:9090", "b:9090"]
+    assert [len(h.gpus) for h in model] == [4, 2]
+    assert {h.hostname for h in model} == {"node-a", "node-b"}
+    fleet = FleetView(model)
+    shown = text_of(cluster_panel(fleet, 0.0, T0 + 3, 160, 40))
+    assert "2 hosts" in shown and "6 GPUs" in shown and "replay" in shown
