@@ -7,13 +7,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from smicast.encode import snapshot_json
 from smicast.fleet.client import ClientOptions
 from smicast.fleet.hosts import parse_host
 from smicast.fleet.source import FleetSource
 from smicast.fleet.trace import fleet_frame
 from smicast.include import Section
 from smicast.record.format import header_line
-from smicast.encode import snapshot_json
 from smicast.view.fleet_app import FleetApp, make_app
 from smicast.view.fleet_render import cluster_panel
 from smicast.view.fleet_sources import FleetReplaySource, is_fleet_trace
