@@ -164,6 +164,7 @@ def test_curl_with_and_without_credentials(server: TlsServer) -> None:
     assert 'www-authenticate: basic realm="smicast"' in head
     assert "strict-transport-security: max-age=31536000" in head
     assert "x-frame-options: deny" in head
+    assert f"dashboard: https://127.0.0.1:{server.port}/" in server.log_path.read_text()
     # Without our CA curl refuses the certificate: the server really speaks TLS with it.
     done = subprocess.run(
         [require_tool("curl"), "-sS", "--max-time", "10", f"{server.url}/-/ready"],

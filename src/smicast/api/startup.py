@@ -18,17 +18,17 @@ from smicast.schema import Snapshot
 SIMULATE_HINT = "no GPU found; to see a simulated 8-GPU host try: smicast api --simulate nvidia:8"
 
 
-def _base_url(sock: socket.socket) -> str:
+def _base_url(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()[:2]
     if host in ("::", "0.0.0.0"):  # every interface: show a name a browser can use
         host = "localhost"
     elif sock.family == socket.AF_INET6:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 def url_lines(
-    sockets: Sequence[socket.socket], unix_path: Path | None, *, dashboard: bool
+    sockets: Sequence[socket.socket], unix_path: Path | None, *, dashboard: bool, tls: bool = False
 ) -> list[str]:
     """One line per thing served: dashboard, metrics, snapshot and events, and the socket."""
     lines: list[str] = []
@@ -36,7 +36,7 @@ def url_lines(
     for sock in sockets:
         if sock.family == socket.AF_UNIX:
             continue
-        base = _base_url(sock)
+        base = _base_url(sock, "https" if tls else "http")
         if base in seen:
             continue
         seen.add(base)

@@ -214,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
 
     from smicast.api.startup import url_lines
 
-    for line in url_lines(sockets, unix_path, dashboard=not args.no_dashboard):
+    tls = access is not None and access.tls
+    for line in url_lines(sockets, unix_path, dashboard=not args.no_dashboard, tls=tls):
         print(f"smicast {PROG}: {line}", file=sys.stderr, flush=True)
     for note in access.notes() if access is not None else ():
         logging.getLogger("smicast.api").info("web config: %s", note)
