@@ -99,6 +99,9 @@ def test_head_deadline_closes_a_half_request_even_while_it_trickles() -> None:
                     break
         assert closed_by_server(trickle, 0.1) or not still_open(trickle)
         assert guard_of(server).closed["head_timeout"] >= 2
+        web_server = server._server.web_server
+        assert web_server is not None  # aiohttp let go of every connection the guard closed
+        server.wait_for(lambda: len(web_server.connections) == 0)
         assert ready_status(server.port) == 503  # the server itself goes on answering
 
 
@@ -144,6 +147,9 @@ def test_ceiling_evicts_the_oldest_half_open_first_never_an_sse_stream() -> None
         assert all(closed_by_server(h) for h in halves)
         assert all(still_open(h) for h in newer)
         assert guard_of(server).closed["evicted"] == 4
+        web_server = server._server.web_server
+        assert web_server is not None
+        server.wait_for(lambda: len(web_server.connections) == 6)  # 2 streams, 4 newer
         server.publish(make_snapshot())
         for stream in streams:
             assert stream.events(1)[0]["id"] == "1"

@@ -96,12 +96,13 @@ class State(enum.Enum):
 class GuardedProtocol(asyncio.Protocol):
     """Forwards every event to aiohttp's handler and reports progress to the guard."""
 
-    __slots__ = ("guard", "inner", "state", "transport")
+    __slots__ = ("admitted", "guard", "inner", "state", "transport")
 
     def __init__(self, guard: ConnectionGuard, inner: RequestHandler) -> None:
         self.guard = guard
         self.inner = inner
-        self.state: State | None = None  # None: not admitted (or gone)
+        self.admitted = False  # aiohttp's handler has the connection
+        self.state: State | None = None  # None: not tracked (refused, closed by the guard)
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -111,22 +112,26 @@ class GuardedProtocol(asyncio.Protocol):
             stream.write(_REJECT)
             stream.close()
             return
+        self.admitted = True
         self.inner.connection_made(stream)
 
     def data_received(self, data: bytes) -> None:
+        if not self.admitted:
+            return
         if self.state is State.IDLE:
             self.guard.move(self, State.HEAD)
         self.inner.data_received(data)
 
     def eof_received(self) -> None:
-        if self.state is not None:
+        if self.admitted:
             self.inner.eof_received()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self.state is None:
-            return
-        self.guard.forget(self)
-        self.inner.connection_lost(exc)
+        if self.state is not None:
+            self.guard.forget(self)
+        if self.admitted:  # closed by the guard too: aiohttp must let go of its handler
+            self.admitted = False
+            self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
         self.inner.pause_writing()

@@ -206,6 +206,7 @@ class Server:
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
     access: AccessControl | None = None  # --web-config / --auth-token-file
     guard: ConnectionGuard | None = field(default=None, init=False)
+    web_server: web.Server | None = field(default=None, init=False)  # aiohttp's, while running
 
     async def run(self, stop: asyncio.Event) -> None:
         limits = self.limits.resolve()
@@ -229,6 +230,7 @@ class Server:
         producer: asyncio.Task[None] | None = None
         listeners: list[asyncio.AbstractServer] = []
         assert runner.server is not None
+        self.web_server = runner.server
         try:
             for sock in self.sockets:
                 ssl = tls if sock.family != socket.AF_UNIX else None
