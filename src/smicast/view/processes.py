@@ -97,7 +97,7 @@ class ProcessView:
 def column_widths(width: int) -> list[int]:
     """Cells per column (the command takes what is left); the click targets of the header."""
     fixed = [8, 12, 4, 9, 7]
-    return [*fixed, max(10, width - sum(fixed) - len(fixed))]
+    return [*fixed, max(10, width - sum(fixed) - len(fixed))]  # one space between columns
 
 
 def column_at(x: int, width: int) -> str | None:
@@ -133,10 +133,11 @@ def process_table(view: ProcessView, rows: Sequence[ProcessInfo], total: int, wi
         out.append_text(inert(view.filter_text, style="yellow"))
     out.append("\n")
     arrow = "▼" if view.descending else "▲"
-    for column, cells in zip(COLUMNS, widths, strict=True):
+    for i, (column, cells) in enumerate(zip(COLUMNS, widths, strict=True)):
         title = column.title + (arrow if column.key == view.sort_key else "")
+        if i:
+            out.append(" ", style="reverse")
         out.append_text(_cell(Text(title, style="bold reverse"), cells, column.justify))
-        out.append(" ", style="reverse")
     for p in rows:
         out.append("\n")
         cpu = "" if p.cpu_percent is None else f"{p.cpu_percent:.1f}"
@@ -149,9 +150,10 @@ def process_table(view: ProcessView, rows: Sequence[ProcessInfo], total: int, wi
             inert(p.command or p.process_name, limit=max(16, widths[-1] + 1)),
         )
         line = Text(style="reverse" if p.pid == view.selected_pid else "")
-        for column, value, n in zip(COLUMNS, values, widths, strict=True):
+        for i, (column, value, n) in enumerate(zip(COLUMNS, values, widths, strict=True)):
+            if i:
+                line.append(" ")
             line.append_text(_cell(value, n, column.justify))
-            line.append(" ")
         out.append_text(line)
     if not rows:
         out.append("\n")

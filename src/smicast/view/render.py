@@ -49,22 +49,25 @@ def bar(value: float | None, width: int, *, warn: float = 70, crit: float = 90) 
 
 
 def sparkline(ring: Ring, width: int, *, top: float = 100.0, style: str = "cyan") -> Text:
-    """The last 5 minutes (at least) of `ring` in `width` cells, each the bucket's maximum."""
+    """The last 5 minutes of `ring` (more when wider) in `width` cells, newest on the right.
+
+    The time axis is fixed (each cell is the maximum of `window / width` samples, and
+    cells before the first sample are blank), so the line scrolls rather than stretches.
+    """
     if width <= 0:
         return Text()
-    values = ring.last(max(SPARK_WINDOW_SAMPLES, width))
-    cells: list[float | None] = []
-    if len(values) > width:
-        step = len(values) / width
-        for i in range(width):
-            bucket = [v for v in values[int(i * step) : int((i + 1) * step)] if v is not None]
-            cells.append(max(bucket) if bucket else None)
-    else:
-        cells = [*([None] * (width - len(values))), *values]
+    window = max(SPARK_WINDOW_SAMPLES, width)
+    values = ring.last(window)
+    values = [*([None] * (window - len(values))), *values]
+    step = window / width
     top = top or 1.0
-    chars = [
-        " " if v is None else _SPARKS[min(8, max(1, round(max(0.0, v) / top * 8)))] for v in cells
-    ]
+    chars = []
+    for i in range(width):
+        bucket = [v for v in values[int(i * step) : int((i + 1) * step)] if v is not None]
+        if not bucket:
+            chars.append(" ")
+        else:
+            chars.append(_SPARKS[min(8, max(1, round(max(0.0, max(bucket)) / top * 8)))])
     return Text("".join(chars), style=style)
 
 
@@ -221,26 +224,30 @@ def _gpu_row(gpu: GpuView, level: Level, errors: Sequence[str], width: int) -> T
     row.append(f"{fmt_num(temp, '°C'):>5}", style=level_style(temp, 80, 90))
     row.append(f"{fmt_num(power, 'W'):>6} ")
     row.append(f"{_pstate(info.performance_state, info.detail):<3}", style="dim")
-    used = row.cell_len
-    spark = width - used - 2
-    if spark >= 8:
+    notes = _notes(gpu, level, errors)
+    spark = width - row.cell_len - notes.cell_len - 2
+    if spark >= 6:
         row.append(" ")
         row.append_text(sparkline(gpu.util, min(spark, 60), style="green"))
-    row.append_text(_notes(gpu, level, errors))
+    row.append_text(notes)
     return row
 
 
-def _columns(items: Sequence[list[Text]], width: int, min_col: int) -> RenderableType:
+def _columns(
+    items: Sequence[list[Text]], width: int, min_col: int, *, down_first: bool = False
+) -> RenderableType:
+    """Items in as many columns as fit; across then down, or down each column first."""
     n = max(1, min(len(items), width // min_col))
     if n == 1:
         return Group(*[line for item in items for line in item])
     grid = Table.grid(expand=True, padding=(0, 1))
     for _ in range(n):
         grid.add_column(ratio=1, overflow="ellipsis", no_wrap=True)
-    for start in range(0, len(items), n):
-        chunk = list(items[start : start + n])
-        chunk += [[Text()]] * (n - len(chunk))
-        grid.add_row(*[Group(*lines) for lines in chunk])
+    rows = -(-len(items) // n)
+    blank = [Text()]
+    for r in range(rows):
+        picks = [r + c * rows if down_first else r * n + c for c in range(n)]
+        grid.add_row(*[Group(*(items[i] if i < len(items) else blank)) for i in picks])
     return grid
 
 
@@ -253,7 +260,7 @@ def gpu_panel(host: HostView | None, width: int, height: int = 50) -> Renderable
     gpu_errors = [e.message for e in host.errors if e.section == "gpu"]
     gpus = host.gpu_list()
     if len(gpus) <= COMPACT_ABOVE_GPUS:
-        col = 80
+        col = 78
         n = max(1, min(len(gpus), width // col))
         inner = width // n - 1
         dense = height < 40
@@ -261,13 +268,13 @@ def gpu_panel(host: HostView | None, width: int, height: int = 50) -> Renderable
             _gpu_block(g, levels.get(g.key, Level.OK), gpu_errors, inner, dense) for g in gpus
         ]
         return _columns(blocks, width, col)
-    min_col = 100
+    min_col = 96
     n = max(1, min(len(gpus), width // min_col))
     inner = width // n - 1
     rows = [[_gpu_row(g, levels.get(g.key, Level.OK), (), inner)] for g in gpus]
     if gpu_errors:
         rows.append([inert("; ".join(gpu_errors), style="red")])
-    return _columns(rows, width, min_col)
+    return _columns(rows, width, min_col, down_first=True)
 
 
 # ---------------------------------------------------------------- CPU cores
@@ -277,7 +284,7 @@ def cpu_panel(host: HostView | None, width: int) -> RenderableType:
     cores = [c for cpu in (host.cpus if host else []) for c in cpu.per_core_utilization]
     if not cores:
         return Text("no per-core CPU readings", style="dim")
-    cell = 16  # "c123 ▇▇▇▇▇ 100%"
+    cell = 17  # " 123 ▇▇▇▇▇▇ 100% "
     per_line = max(1, width // cell)
     text = Text(no_wrap=True)
     for i, core in enumerate(cores):
