@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from msgspec import UNSET
 
 from smicast.readers import GpuProcess
 from smicast.readers.amd import AmdReader, current_level_mhz
@@ -24,7 +25,13 @@ class SteppingClock:
 
 
 def make_reader(root: Path = DATA, clock: SteppingClock | None = None) -> AmdReader:
-    return AmdReader(root / "sys", root / "proc", hostname="node1", clock=clock or SteppingClock())
+    return AmdReader(
+        root / "sys",
+        root / "proc",
+        hostname="node1",
+        clock=clock or SteppingClock(),
+        rocm=root / "opt" / "rocm",
+    )
 
 
 @pytest.fixture
@@ -57,20 +64,23 @@ def test_mi210_fields_exactly() -> None:
         frequency=1700,
         power_consumption=187.0,
         fan_speed_rpm=None,
+        pcie_link_generation=4,
+        pcie_link_width=16,
+        # all-smi's AMD keys and value formats; nothing in it moves between reads.
         detail={
+            "Device Name": "AMD Instinct MI210",
+            "PCI Bus": "0000:03:00.0",
+            "ROCm Version": "6.3.1-48",
             "lib_name": "ROCm",
-            "vbios_version": "113-D67301-063",
-            "Memory Vendor": "hynix",
-            "pcie_gen_max": "4",
-            "pcie_width_max": "16",
-            "power_limit_max": "300.00",
-            "power_limit_current": "300.00",
-            "clock_memory_current": "1600",
-            "PCIe Generation": "4",
-            "PCIe Width": "16",
-            "pcie_gen_current": "4",
-            "pcie_width_current": "16",
-            "performance_level": "auto",
+            "lib_version": "6.3.1-48",
+            "Device ID": "0x740f",
+            "Revision ID": "0x02",
+            "VBIOS Version": "113-D67301-063",
+            "Power Cap": "300 W",
+            "Power Cap (Max)": "300 W",
+            "Max GPU Link": "Gen4 x16",
+            "Min DPM Link": "Gen1 x16",
+            "Max DPM Link": "Gen4 x16",
         },
     )
 
@@ -84,10 +94,12 @@ def test_radeon_without_product_name_or_unique_id() -> None:
     assert (gpu.used_memory, gpu.total_memory) == (GIB, 51_522_830_336)
     assert gpu.power_consumption == 27.0  # power1_input: no power1_average on newer kernels
     assert gpu.fan_speed_rpm == 1450
-    assert gpu.detail["Fan Speed"] == "1450 RPM"
     # The link trained down to Gen1 at idle; the card can do Gen4.
-    assert (gpu.detail["PCIe Generation"], gpu.detail["pcie_gen_max"]) == ("1", "4")
-    assert gpu.detail["clock_memory_current"] == "96"
+    assert (gpu.pcie_link_generation, gpu.pcie_link_width) == (1, 16)
+    assert gpu.detail["Max GPU Link"] == "Gen4 x16"
+    assert gpu.detail["Device ID"] == "0x7448"
+    # Live readings are typed fields only, never `detail` (they would churn all_smi_gpu_info).
+    assert not {"Fan Speed", "Current Link", "Memory Clock"} & gpu.detail.keys()
 
 
 def test_connectors_render_nodes_and_other_vendors_are_skipped() -> None:
@@ -136,8 +148,8 @@ def test_missing_files_make_only_those_fields_unknown(tree: Path) -> None:
     assert gpu.frequency == 0
     assert gpu.temperature == 0
     assert gpu.power_consumption == -1.0
-    assert "PCIe Generation" not in gpu.detail
-    assert gpu.detail["PCIe Width"] == "16"
+    assert gpu.pcie_link_generation is UNSET
+    assert gpu.pcie_link_width == 16
     assert reader.read()[1] == make_reader().read()[1]
 
 
@@ -242,3 +254,27 @@ def test_temperature_sensor_is_chosen_by_label(tree: Path) -> None:
     (hwmon / "temp1_label").unlink()
     (hwmon / "temp2_label").unlink()
     assert make_reader(tree).read()[0].temperature == 48
+
+
+def test_detail_is_read_once_while_live_values_move(tree: Path) -> None:
+    reader = make_reader(tree)
+    first = reader.read()
+    device = tree / "sys" / "class" / "drm" / "card1" / "device"
+    (device / "current_link_speed").write_text("16.0 GT/s PCIe\n")
+    (device / "current_link_width").write_text("8\n")
+    (device / "hwmon" / "hwmon5" / "fan1_input").write_text("2900\n")
+    (device / "hwmon" / "hwmon5" / "power1_cap").write_text("200000000\n")
+    (device / "pp_dpm_mclk").write_text("0: 96Mhz\n1: 456Mhz *\n")
+    (device / "power_dpm_force_performance_level").write_text("manual\n")
+    second = reader.read()
+    assert [gpu.detail for gpu in second] == [gpu.detail for gpu in first]
+    assert (first[1].pcie_link_generation, first[1].pcie_link_width) == (1, 16)
+    assert (second[1].pcie_link_generation, second[1].pcie_link_width) == (4, 8)
+    assert (first[1].fan_speed_rpm, second[1].fan_speed_rpm) == (1450, 2900)
+    assert second[1].detail["Power Cap"] == "241 W"  # as read first, like all-smi
+
+
+def test_no_rocm_install_means_no_rocm_keys(tree: Path) -> None:
+    shutil.rmtree(tree / "opt")
+    detail = make_reader(tree).read()[0].detail
+    assert not {"ROCm Version", "lib_name", "lib_version"} & detail.keys()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from msgspec import UNSET
 
 from smicast.readers import GpuProcess, ReadError
 from smicast.readers.nvidia import NvidiaReader
@@ -68,11 +69,15 @@ def test_a100_fields_exactly() -> None:
         temperature_threshold_acoustic=None,
         performance_state=0,
         fan_speed_rpm=None,
+        pcie_link_generation=4,
+        pcie_link_width=16,
         numa_node_id=0,
         gsp_firmware_mode=1,
         gsp_firmware_version="550.54.15",
         nvlink_remote_devices=[],
         gpm_metrics=None,
+        # all-smi's create_device_detail, key for key, in its formats (Debug names,
+        # `x16`, a quoted VBIOS string), as read at the first read.
         detail={
             "Driver Version": "550.54.15",
             "CUDA Version": "12.4",
@@ -81,12 +86,10 @@ def test_a100_fields_exactly() -> None:
             "Brand": "Tesla",
             "architecture": "Ampere",
             "compute_mode": "Default",
-            "vbios_version": "92.00.45.00.03",
+            "vbios_version": '"92.00.45.00.03"',
             "PCIe Generation": "4",
-            "PCIe Width": "16",
-            "pcie_gen_current": "4",
+            "PCIe Width": "x16",
             "pcie_gen_max": "4",
-            "pcie_width_current": "16",
             "pcie_width_max": "16",
             "clock_graphics_max": "1410",
             "clock_memory_max": "1593",
@@ -94,7 +97,7 @@ def test_a100_fields_exactly() -> None:
             "power_limit_default": "400.00",
             "power_limit_min": "100.00",
             "power_limit_max": "400.00",
-            "performance_state": "P0",
+            "performance_state": "Zero",
             "ecc_mode_current": "Enabled",
             "mig_mode_current": "0",
         },
@@ -120,11 +123,10 @@ def test_h100_nvlinks_pending_modes_and_gsp_default() -> None:
         "ecc_mode_pending": "Disabled",
         "mig_mode_current": "0",
         "mig_mode_pending": "1",
-        "pcie_gen_current": "5",
-        "pcie_width_current": "16",
         "power_limit_current": "700.00",
     }
-    assert gpu.detail["performance_state"] == "P2"
+    assert (gpu.pcie_link_generation, gpu.pcie_link_width) == (5, 16)
+    assert gpu.detail["performance_state"] == "Two"
     assert gpu.detail["Brand"] == "Nvidia"
     assert gpu.detail["architecture"] == "Hopper"
     assert gpu.detail["compute_mode"] == "ExclusiveProcess"
@@ -149,8 +151,8 @@ UNSUPPORTED_FIELDS = [
     ("nvmlDeviceGetPowerManagementLimit", {}, ("power_limit_current",)),
     (
         "nvmlDeviceGetCurrPcieLinkGeneration",
-        {},
-        ("PCIe Generation", "pcie_gen_current"),
+        {"pcie_link_generation": UNSET},
+        ("PCIe Generation",),
     ),
     ("nvmlDeviceGetNvLinkState", {"nvlink_remote_devices": []}, ()),
 ]
@@ -234,9 +236,8 @@ def test_calls_a_device_cannot_answer_are_not_asked_again() -> None:
     reader = make_reader(nvml)
     for _ in range(3):
         reader.read()
-    # Neither board has a tachometer or a fan: asked on the first read only.
+    # Neither board has a tachometer: asked on the first read only.
     assert nvml.calls["nvmlDeviceGetFanSpeedRPM"] == 2
-    assert nvml.calls["nvmlDeviceGetFanSpeed_v2"] == 2
     # The A100 has no NvLink (one probe); the H100 stops at the first missing link
     # each read, and asks each active link's far end once.
     assert nvml.calls["nvmlDeviceGetNvLinkState"] == 1 + 3 * 6
@@ -298,28 +299,50 @@ def test_a_device_that_cannot_be_opened_is_skipped_and_retried() -> None:
     assert [gpu.uuid for gpu in reader.read()] == ["GPU-a100", "GPU-h100"]
 
 
-def test_fan_rpm_is_typed_and_in_detail() -> None:
+def test_fan_rpm_is_typed_never_in_detail() -> None:
+    # A live reading in `detail` would start a new all_smi_gpu_info series at each step.
     gpu = make_reader(FakeNvml([a100(fan_rpm=1450, fan_percent=40)])).read()[0]
     assert gpu.fan_speed_rpm == 1450
-    assert gpu.detail["Fan Speed"] == "1450 RPM"
+    assert "Fan Speed" not in gpu.detail
 
 
 def test_fan_rpm_is_clamped() -> None:
     gpu = make_reader(FakeNvml([a100(fan_rpm=250_000)])).read()[0]
     assert gpu.fan_speed_rpm == MAX_GPU_FAN_RPM
-    assert gpu.detail["Fan Speed"] == f"{MAX_GPU_FAN_RPM} RPM"
 
 
-def test_fan_duty_cycle_goes_to_detail_only() -> None:
+def test_fan_duty_cycle_is_no_rpm() -> None:
     gpu = make_reader(FakeNvml([a100(fan_percent=40)])).read()[0]
     assert gpu.fan_speed_rpm is None
-    assert gpu.detail["Fan Speed"] == "40%"
+    assert "Fan Speed" not in gpu.detail
 
 
 def test_unknown_performance_state_is_null() -> None:
     gpu = make_reader(FakeNvml([a100(pstate=32)])).read()[0]
     assert gpu.performance_state is None
-    assert "performance_state" not in gpu.detail
+    assert gpu.detail["performance_state"] == "Unknown"  # nvml-wrapper's variant for 32
+
+
+def test_detail_is_read_once_while_live_values_move() -> None:
+    """The first read's P-state, link and power limit stay in `detail`, as in all-smi."""
+    nvml = FakeNvml([a100(pstate=0, pcie_gen=4, pcie_width=16, fan_rpm=1200)])
+    reader = make_reader(nvml)
+    first = reader.read()[0]
+    device = nvml.devices[0]
+    device.pstate, device.pcie_gen, device.pcie_width = 8, 1, 4
+    device.fan_rpm, device.power_limit_mw = 3100, 250_000
+    second = reader.read()[0]
+    assert second.detail == first.detail
+    assert (first.performance_state, second.performance_state) == (0, 8)
+    assert (second.pcie_link_generation, second.pcie_link_width) == (1, 4)
+    assert (first.fan_speed_rpm, second.fan_speed_rpm) == (1200, 3100)
+    assert (second.detail["PCIe Generation"], second.detail["PCIe Width"]) == ("4", "x16")
+    assert second.detail["power_limit_current"] == "400.00"
+
+
+def test_vbios_text_is_written_as_rust_debug_does() -> None:
+    nvml = FakeNvml([a100(vbios='96.00.A5"\\x')])
+    assert make_reader(nvml).read()[0].detail["vbios_version"] == '"96.00.A5\\"\\\\x"'
 
 
 def test_old_nvidia_ml_py_bytes_and_missing_functions() -> None:
@@ -332,22 +355,27 @@ def test_old_nvidia_ml_py_bytes_and_missing_functions() -> None:
     nvml = OldNvml([a100(fan_rpm=1450, fan_percent=35)], strings_as_bytes=True)
     gpu = make_reader(nvml).read()[0]
     assert (gpu.name, gpu.uuid) == ("NVIDIA A100-SXM4-80GB", "GPU-a100")
-    assert gpu.detail["vbios_version"] == "92.00.45.00.03"
+    assert gpu.detail["vbios_version"] == '"92.00.45.00.03"'
     assert gpu.detail["Driver Version"] == "550.54.15"
     assert gpu.detail["CUDA Version"] == "12.4"
     assert gpu.gsp_firmware_mode is None
     assert gpu.fan_speed_rpm is None
-    assert gpu.detail["Fan Speed"] == "35%"
     # Without the v2 memory struct, the driver's reservation counts as used.
     assert gpu.used_memory == 10 * GIB + 512 * 1024**2
 
 
-def test_missing_cuda_version_leaves_its_keys_out() -> None:
+def test_missing_versions_are_written_as_all_smi_writes_them() -> None:
     nvml = FakeNvml([a100()], cuda_version=None)
     nvml.fail("nvmlSystemGetDriverVersion", NVMLError_FunctionNotFound)
     detail = make_reader(nvml).read()[0].detail
-    assert detail["lib_name"] == "CUDA"
-    assert not {"CUDA Version", "lib_version", "Driver Version"} & detail.keys()
+    assert {
+        k: detail[k] for k in ("Driver Version", "CUDA Version", "lib_name", "lib_version")
+    } == {
+        "Driver Version": "Unknown",
+        "CUDA Version": "0.0",
+        "lib_name": "CUDA",
+        "lib_version": "0.0",
+    }
 
 
 def test_cuda_versions_are_written_major_dot_minor() -> None:

@@ -199,6 +199,8 @@ def full_snapshot() -> Snapshot:
         temperature_threshold_max_operating=85,
         performance_state=0,
         fan_speed_rpm=1450,
+        pcie_link_generation=5,
+        pcie_link_width=16,
         numa_node_id=0,
         gsp_firmware_mode=1,
         gsp_firmware_version="570.124.06",
@@ -302,8 +304,18 @@ def _keys_in_order(data: bytes) -> list[list[str]]:
     return seen
 
 
+# smicast's additions: the live PCIe link (all-smi freezes it in `detail` at start).
+# all-smi's serde types ignore unknown keys, so its parsers read these frames unchanged.
+SMICAST_EXTENSIONS: dict[type, set[str]] = {GpuInfo: {"pcie_link_generation", "pcie_link_width"}}
+
+
+def wire_fields(cls: type) -> set[str]:
+    return REFERENCE_FIELDS[cls] | SMICAST_EXTENSIONS.get(cls, set())
+
+
 def test_schema_types_have_exactly_the_reference_fields() -> None:
-    for cls, expected in REFERENCE_FIELDS.items():
+    for cls in REFERENCE_FIELDS:
+        expected = wire_fields(cls)
         assert set(cls.__struct_fields__) == expected, (
             cls.__name__,
             set(cls.__struct_fields__) ^ expected,
@@ -358,8 +370,10 @@ def test_golden_covers_every_section_and_field() -> None:
     for key, cls in sections.items():
         assert obj[key], key
         for item in obj[key]:
-            assert set(item) == REFERENCE_FIELDS[cls], key
+            # smicast's extensions are left out when unknown, all-smi's fields never.
+            assert REFERENCE_FIELDS[cls] <= set(item) <= wire_fields(cls), key
     gpu = obj["gpus"][0]
+    assert set(gpu) == wire_fields(GpuInfo)
     assert set(gpu["nvlink_remote_devices"][0]) == REFERENCE_FIELDS[NvLinkRemoteDevice]
     assert set(gpu["gpm_metrics"]) == REFERENCE_FIELDS[GpmMetrics]
     cpu = obj["cpus"][0]

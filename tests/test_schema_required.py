@@ -30,7 +30,7 @@ from smicast.readers.simulated_profiles import PARTS
 from smicast.record.reader import iter_frames
 from smicast.record.writer import TraceWriter
 from smicast.schema import GpuInfo, Snapshot
-from smicast.schema_required import REQUIRED, required_nulls
+from smicast.schema_required import EXTENSIONS, REQUIRED, required_nulls
 from tests.fake_nvml import FakeDevice, FakeNvml, NVMLError_NotSupported
 from tests.fakes import make_gpu, make_process, make_snapshot
 
@@ -77,8 +77,6 @@ ALL_SMI_OPTIONAL: dict[str, set[str]] = {
     },
     "PsuInfo": {"power_watts"},
 }
-# Fields smicast adds to the wire (all-smi's parsers ignore unknown keys).
-SMICAST_EXTENSIONS: dict[str, set[str]] = {"GpuInfo": {"pcie_link_generation", "pcie_link_width"}}
 
 
 def assert_no_required_nulls(snapshot_or_items: object) -> None:
@@ -89,7 +87,8 @@ def assert_no_required_nulls(snapshot_or_items: object) -> None:
 def test_every_field_is_required_or_optional_in_all_smi(struct: type[msgspec.Struct]) -> None:
     fields = set(struct.__struct_fields__)
     optional = ALL_SMI_OPTIONAL.get(struct.__name__, set())
-    extensions = SMICAST_EXTENSIONS.get(struct.__name__, set()) & fields
+    extensions = EXTENSIONS.get(struct, frozenset())
+    assert extensions <= fields
     assert REQUIRED[struct] <= fields
     assert REQUIRED[struct].isdisjoint(optional)
     assert REQUIRED[struct] | optional | extensions == fields

@@ -6,6 +6,9 @@ msgspec decodes keys that arrive in declaration order measurably faster.
 Every float is `float | None`: NaN and infinities are written as null, and a frame
 with null where a number was must still decode (all-smi cannot read those back).
 
+`GpuInfo.pcie_link_generation` and `pcie_link_width` are smicast's only additions to
+the wire (live values all-smi keeps nowhere but a `detail` map frozen at start).
+
 Sentinels follow all-smi: GPU `utilization`/`power_consumption` -1.0 means unavailable,
 `temperature`/`frequency` 0 means unavailable.
 """
@@ -58,6 +61,11 @@ class GpuInfo(_Record, kw_only=True, frozen=True, gc=False):
     name: str
     numa_node_id: int | None = None
     nvlink_remote_devices: list[NvLinkRemoteDevice] = msgspec.field(default_factory=list)
+    # smicast's own: the PCIe link as of this read (it trains down at idle). all-smi
+    # has only `detail`, read once at start; its parsers ignore unknown keys. Left out
+    # of the JSON when unknown, so a frame all-smi wrote re-encodes to the same bytes.
+    pcie_link_generation: int | UnsetType = UNSET
+    pcie_link_width: int | UnsetType = UNSET
     performance_state: int | None = None
     power_consumption: float | None = GPU_METRIC_UNAVAILABLE
     temperature: int = 0

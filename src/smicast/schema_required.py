@@ -39,7 +39,7 @@ from smicast.schema import (
     StorageInfo,
 )
 
-__all__ = ["REQUIRED", "required_nulls"]
+__all__ = ["EXTENSIONS", "REQUIRED", "required_nulls"]
 
 _IDENTITY: Final = ("host_id", "hostname", "instance")
 
@@ -122,6 +122,12 @@ REQUIRED: Final[Mapping[type[msgspec.Struct], frozenset[str]]] = {
     ProcessInfo: frozenset(ProcessInfo.__struct_fields__),
     StorageInfo: frozenset(StorageInfo.__struct_fields__),
     ReaderError: frozenset({"section", "kind", "message"}),
+}
+
+
+# Fields smicast adds to all-smi's types; written only when known (all-smi ignores them).
+EXTENSIONS: Final[Mapping[type[msgspec.Struct], frozenset[str]]] = {
+    GpuInfo: frozenset({"pcie_link_generation", "pcie_link_width"}),
 }
 
 

@@ -5,7 +5,8 @@ the same text for the same data. The result is a `str` (the server encodes it
 as UTF-8 for `text/plain; version=0.0.4; charset=utf-8`).
 
 Order of sections as in all-smi: baseline (`all_smi_up`, `all_smi_build_info`),
-GPU, NPU, process, CPU, memory, disk, chassis, hardware details. Values print
+GPU, NPU, process, CPU, memory, disk, chassis, hardware details; then smicast's own
+`smicast_*` families (the live PCIe link, then whatever the server appends). Values print
 as Rust's `Display` would (`80.0` -> `80`, never an exponent); chassis power
 uses two decimals, chassis temperatures one, process CPU percent two.
 NaN and infinities are skipped, as are the readings all-smi omits
@@ -29,7 +30,7 @@ from msgspec import UNSET
 
 from smicast import __version__
 from smicast.prometheus.chassis import render_chassis
-from smicast.prometheus.gpu import render_gpus, render_hardware
+from smicast.prometheus.gpu import render_gpus, render_hardware, render_smicast_gpus
 from smicast.prometheus.host import render_cpus, render_disks, render_memory
 from smicast.prometheus.npu import render_npus
 from smicast.prometheus.process import render_processes
@@ -122,6 +123,7 @@ def render_metrics(
         render_chassis(snapshot.chassis, out)
     if gpus:
         render_hardware(gpus, out)
+        render_smicast_gpus(gpus, out)
     if extra:
         out.append(extra if extra.endswith("\n") else extra + "\n")
     return "".join(out)

@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Final
 
+from msgspec import UNSET
+
 from smicast.prometheus.text import (
     Family,
     Samples,
@@ -131,6 +133,21 @@ HARDWARE_FAMILIES: Final = (
         "all_smi_gpu_memory_bandwidth_utilization",
         "GPM-reported memory bandwidth utilization fraction (0.0-1.0); omitted on devices that "
         "do not support GPM (pre-Hopper)",
+    ),
+)
+
+
+# smicast's own GPU families: live values all-smi has no family for (its PCIe gauges
+# read `detail`, which its NVIDIA reader freezes at start and never fills with them).
+SMICAST_GPU_FAMILIES: Final = (
+    Family(
+        "smicast_gpu_pcie_link_generation",
+        "PCIe generation the GPU link runs at now (links train down at idle; omitted when "
+        "the device reports no link)",
+    ),
+    Family(
+        "smicast_gpu_pcie_link_width",
+        "PCIe lanes the GPU link runs at now (omitted when the device reports no link)",
     ),
 )
 
@@ -268,3 +285,26 @@ def render_hardware(gpus: Sequence[GpuInfo], out: list[str]) -> None:
                 number(gpm.memory_bandwidth_utilization),
             )
     samples.write(HARDWARE_FAMILIES, out)
+
+
+def render_smicast_gpus(gpus: Sequence[GpuInfo], out: list[str]) -> None:
+    """The `smicast_gpu_*` families, after every `all_smi_*` one."""
+    samples = Samples()
+    add = samples.add
+    for index, gpu in enumerate(gpus):
+        generation, width = gpu.pcie_link_generation, gpu.pcie_link_width
+        if generation is UNSET and width is UNSET:
+            continue
+        g = labels(
+            (
+                ("gpu", gpu.name),
+                ("instance", gpu.instance),
+                ("gpu_uuid", gpu.uuid),
+                ("gpu_index", str(index)),
+            )
+        )
+        if generation is not UNSET:
+            add("smicast_gpu_pcie_link_generation", g, str(generation))
+        if width is not UNSET:
+            add("smicast_gpu_pcie_link_width", g, str(width))
+    samples.write(SMICAST_GPU_FAMILIES, out)

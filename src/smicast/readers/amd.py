@@ -2,7 +2,8 @@
 
 Every value is one small file under `/sys/class/drm/cardN/device`; a file that
 is missing or unreadable makes that field unknown (all-smi's sentinels), never
-the read fail. Identity and sizes are read once per card.
+the read fail. Identity, sizes and the `detail` map (readers.amd_detail) are read
+once per card; live readings go to typed fields only.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from msgspec import UNSET
+
 from smicast.include import Section
 from smicast.readers import WALL_CLOCK, Clock, GpuProcess, default_hostname
+from smicast.readers.amd_detail import link, rocm_version, static_detail
 from smicast.schema import GPU_METRIC_UNAVAILABLE, MAX_GPU_FAN_RPM, GpuInfo, local_time_text
 
 AMD_VENDOR_ID: Final = "0x1002"
@@ -29,7 +33,6 @@ _BUSY_ENGINES: Final = ("drm-engine-gfx", "drm-engine-compute")
 _CARD = re.compile(r"card(\d+)")
 _PCI_ADDRESS = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 _CURRENT_LEVEL = re.compile(r"^\s*\S+:\s*(\d+)\s*mhz\s*\*", re.IGNORECASE | re.MULTILINE)
-_GT_PER_S_GENERATION: Final = {2.5: 1, 5.0: 2, 8.0: 3, 16.0: 4, 32.0: 5, 64.0: 6}
 _SIZE_UNITS: Final = {"": 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
 # amdgpu's hwmon names its sensors in tempN_label; the GPU temperature is the first of
 # these that the card has (MI300-class GPUs have no edge sensor).
@@ -61,11 +64,12 @@ class AmdReader:
         *,
         hostname: str | None = None,
         clock: Clock = WALL_CLOCK,
+        rocm: Path = Path("/opt/rocm"),
     ) -> None:
         self._procfs = procfs
         self._hostname = hostname or default_hostname()
         self._clock = clock
-        self.cards = find_cards(sysfs)
+        self.cards = find_cards(sysfs, rocm_version(rocm))
         self._lock = threading.Lock()
         # (pid, pci address, client id) -> engine busy ns at the previous process read
         self._busy_ns: dict[tuple[int, str, str], int] = {}
@@ -82,7 +86,6 @@ class AmdReader:
 
     def _read_card(self, card: AmdCard, stamp: str) -> GpuInfo:
         device, hwmon = card.device, card.hwmon
-        detail = dict(card.detail)
         busy = _read_int(device / "gpu_busy_percent")
         sensor = card.temperature_input
         temperature = _read_int(sensor) if sensor else None
@@ -90,20 +93,10 @@ class AmdReader:
         if hwmon is not None:
             # Older kernels average; newer ones (and some APUs) expose only the input.
             power_uw = _read_int(hwmon / "power1_average") or _read_int(hwmon / "power1_input")
-            cap_uw = _read_int(hwmon / "power1_cap")
-            if cap_uw is not None:
-                detail["power_limit_current"] = f"{cap_uw / 1e6:.2f}"
         fan_rpm = _read_int(hwmon / "fan1_input") if hwmon else None
         if fan_rpm is not None:
             fan_rpm = min(fan_rpm, MAX_GPU_FAN_RPM)
-            detail["Fan Speed"] = f"{fan_rpm} RPM"
-        memory_mhz = current_level_mhz(device / "pp_dpm_mclk")
-        if memory_mhz is not None:
-            detail["clock_memory_current"] = str(memory_mhz)
-        _put_link(detail, device, "current", ("PCIe Generation", "PCIe Width"))
-        level = _read_text(device / "power_dpm_force_performance_level")
-        if level:
-            detail["performance_level"] = level
+        link_generation, link_width = link(device, "current")  # trains down at idle
         return GpuInfo(
             uuid=card.uuid,
             time=stamp,
@@ -120,7 +113,9 @@ class AmdReader:
             frequency=current_level_mhz(device / "pp_dpm_sclk") or 0,
             power_consumption=power_uw / 1e6 if power_uw is not None else GPU_METRIC_UNAVAILABLE,
             fan_speed_rpm=fan_rpm,
-            detail=detail,
+            pcie_link_generation=UNSET if link_generation is None else link_generation,
+            pcie_link_width=UNSET if link_width is None else link_width,
+            detail=dict(card.detail),
         )
 
     def read_processes(self) -> list[GpuProcess]:
@@ -171,7 +166,7 @@ class AmdReader:
         return {key: min(share, 100.0) for key, share in shares.items()}
 
 
-def find_cards(sysfs: Path) -> list[AmdCard]:
+def find_cards(sysfs: Path, rocm: str | None = None) -> list[AmdCard]:
     """amdgpu cards, in card-number order; connectors (card0-DP-1) and render nodes skipped."""
     drm = sysfs / "class" / "drm"
     try:
@@ -189,27 +184,17 @@ def find_cards(sysfs: Path) -> list[AmdCard]:
             continue
         if not (device / "gpu_busy_percent").exists() or len(cards) >= MAX_DEVICES:
             continue
-        cards.append(_read_card_static(len(cards), device))
+        cards.append(_read_card_static(len(cards), device, rocm))
     return cards
 
 
-def _read_card_static(index: int, device: Path) -> AmdCard:
+def _read_card_static(index: int, device: Path, rocm: str | None) -> AmdCard:
     address = _pci_address(device)
     hwmon = _hwmon(device)
     name = _read_text(device / "product_name") or (
         f"AMD Radeon Graphics [{_read_text(device / 'device') or 'unknown'}]"
     )
-    detail = {"lib_name": "ROCm"}
-    vbios = _read_text(device / "vbios_version")
-    if vbios:
-        detail["vbios_version"] = vbios
-    vendor = _read_text(device / "mem_info_vram_vendor")
-    if vendor:
-        detail["Memory Vendor"] = vendor
-    _put_link(detail, device, "max", ())
-    cap_max_uw = _read_int(hwmon / "power1_cap_max") if hwmon else None
-    if cap_max_uw is not None:
-        detail["power_limit_max"] = f"{cap_max_uw / 1e6:.2f}"
+    detail = static_detail(device, hwmon, name=name, pci_address=address, rocm=rocm)
     return AmdCard(
         index=index,
         device=device,
@@ -264,28 +249,6 @@ def temperature_input(hwmon: Path) -> Path | None:
         if wanted in labels:
             return labels[wanted]
     return None
-
-
-def _put_link(detail: dict[str, str], device: Path, which: str, titles: tuple[str, ...]) -> None:
-    speed = _read_text(device / f"{which}_link_speed")
-    width = _read_int(device / f"{which}_link_width")
-    generation = _link_generation(speed)
-    if generation is not None:
-        detail[f"pcie_gen_{which}"] = str(generation)
-        if titles:
-            detail[titles[0]] = str(generation)
-    if width:
-        detail[f"pcie_width_{which}"] = str(width)
-        if titles:
-            detail[titles[1]] = str(width)
-
-
-def _link_generation(speed: str | None) -> int | None:
-    """'16.0 GT/s PCIe' -> 4."""
-    try:
-        return _GT_PER_S_GENERATION.get(float((speed or "").split()[0]))
-    except (IndexError, ValueError):
-        return None
 
 
 def current_level_mhz(path: Path) -> int | None:

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from msgspec import UNSET
+
 from smicast.include import Section
 from smicast.readers import WALL_CLOCK, Clock, GpuProcess, ReadError, default_hostname
 from smicast.readers.nvidia_static import (
@@ -32,7 +34,6 @@ from smicast.readers.nvidia_static import (
     read_static,
     read_system_detail,
     system_memory,
-    watts_text,
 )
 from smicast.schema import (
     GPU_METRIC_UNAVAILABLE,
@@ -193,7 +194,6 @@ class NvidiaReader:
 
     def _read_device(self, device: DeviceStatic, stamp: str) -> GpuInfo:
         calls = device.calls
-        detail = dict(device.detail)
         rates = calls.get("nvmlDeviceGetUtilizationRates")
         temperature = calls.get("nvmlDeviceGetTemperature", TEMPERATURE_GPU)
         power_mw = calls.get("nvmlDeviceGetPowerUsage")
@@ -201,13 +201,11 @@ class NvidiaReader:
         used_memory, total_memory = self._memory(device)
         pstate = calls.get("nvmlDeviceGetPerformanceState")
         performance_state = int(pstate) if pstate is not None and 0 <= pstate <= 15 else None
-        if performance_state is not None:
-            detail["performance_state"] = f"P{performance_state}"
-        limit_mw = calls.get("nvmlDeviceGetPowerManagementLimit")
-        if limit_mw is not None:
-            detail["power_limit_current"] = watts_text(limit_mw)
+        # The link trains down at idle: asked on every read, kept out of `detail`.
+        link_generation = link_width = None
         if not device.uma:
-            _put_pcie_current(calls, detail)
+            link_generation = calls.get("nvmlDeviceGetCurrPcieLinkGeneration")
+            link_width = calls.get("nvmlDeviceGetCurrPcieLinkWidth")
         return GpuInfo(
             uuid=device.uuid,
             time=stamp,
@@ -230,13 +228,15 @@ class NvidiaReader:
             temperature_threshold_max_operating=device.temperature_threshold_max_operating,
             temperature_threshold_acoustic=device.temperature_threshold_acoustic,
             performance_state=performance_state,
-            fan_speed_rpm=_fan_speed(calls, detail),
+            fan_speed_rpm=_fan_speed(calls),
+            pcie_link_generation=UNSET if link_generation is None else int(link_generation),
+            pcie_link_width=UNSET if link_width is None else int(link_width),
             numa_node_id=device.numa_node_id,
             gsp_firmware_mode=device.gsp_firmware_mode,
             gsp_firmware_version=device.gsp_firmware_version,
             nvlink_remote_devices=self._nvlinks(device),
             gpm_metrics=None,
-            detail=detail,
+            detail=dict(device.detail),
         )
 
     def _memory(self, device: DeviceStatic) -> tuple[int, int]:
@@ -314,28 +314,7 @@ def _first_answer(calls: DeviceCalls, names: tuple[str, ...]) -> Any:
     return None
 
 
-def _fan_speed(calls: DeviceCalls, detail: dict[str, str]) -> int | None:
-    """Tachometer RPM when the board has one; a duty-cycle percent goes to detail only."""
+def _fan_speed(calls: DeviceCalls) -> int | None:
+    """Tachometer RPM when the board has one (NVML 12.x); a duty-cycle percent is no RPM."""
     rpm = calls.get("nvmlDeviceGetFanSpeedRPM")
-    if rpm is not None:
-        rpm = min(int(rpm), MAX_GPU_FAN_RPM)
-        detail["Fan Speed"] = f"{rpm} RPM"
-        return rpm
-    percent: Any = calls.get("nvmlDeviceGetFanSpeed_v2", 0)
-    if percent is None:
-        percent = calls.get("nvmlDeviceGetFanSpeed")
-    if percent is not None:
-        detail["Fan Speed"] = f"{int(percent)}%"
-    return None
-
-
-def _put_pcie_current(calls: DeviceCalls, detail: dict[str, str]) -> None:
-    # The link trains down at idle, so the current pair is read each time. Both
-    # spellings are written: Title Case for older all-smi readers, snake_case
-    # bare numbers for the Prometheus gauges.
-    generation = calls.get("nvmlDeviceGetCurrPcieLinkGeneration")
-    if generation is not None:
-        detail["PCIe Generation"] = detail["pcie_gen_current"] = str(generation)
-    width = calls.get("nvmlDeviceGetCurrPcieLinkWidth")
-    if width is not None:
-        detail["PCIe Width"] = detail["pcie_width_current"] = str(width)
+    return None if rpm is None else min(int(rpm), MAX_GPU_FAN_RPM)

@@ -68,6 +68,25 @@ COMPUTE_MODE_NAMES: Final = {
     3: "ExclusiveProcess",
 }
 NVLINK_REMOTE_TYPES: Final = {0: "gpu", 1: "ibmnpu", 2: "switch"}
+# nvml-wrapper's PerformanceState variants, whose Debug names all-smi writes in `detail`.
+PSTATE_NAMES: Final = (
+    "Zero",
+    "One",
+    "Two",
+    "Three",
+    "Four",
+    "Five",
+    "Six",
+    "Seven",
+    "Eight",
+    "Nine",
+    "Ten",
+    "Eleven",
+    "Twelve",
+    "Thirteen",
+    "Fourteen",
+    "Fifteen",
+)
 
 
 class NvmlLike(Protocol):
@@ -156,17 +175,18 @@ def cuda_version_text(version: int) -> str:
 
 
 def read_system_detail(nvml: NvmlLike) -> dict[str, str]:
-    """Detail keys shared by every device of the host."""
-    detail = {"lib_name": "CUDA"}
+    """Detail keys shared by every device of the host; all-smi writes all four, always."""
     driver = text(nvml_attempt(nvml, "nvmlSystemGetDriverVersion")[0])
-    if driver is not None:
-        detail["Driver Version"] = driver
     cuda, _ = nvml_attempt(nvml, "nvmlSystemGetCudaDriverVersion_v2")
     if cuda is None:
         cuda, _ = nvml_attempt(nvml, "nvmlSystemGetCudaDriverVersion")
-    if isinstance(cuda, int) and cuda > 0:
-        detail["CUDA Version"] = detail["lib_version"] = cuda_version_text(cuda)
-    return detail
+    cuda_text = cuda_version_text(cuda if isinstance(cuda, int) and cuda > 0 else 0)
+    return {
+        "Driver Version": driver or "Unknown",
+        "CUDA Version": cuda_text,
+        "lib_name": "CUDA",
+        "lib_version": cuda_text,
+    }
 
 
 def read_static(calls: DeviceCalls, index: int, system_detail: dict[str, str]) -> DeviceStatic:
@@ -175,31 +195,6 @@ def read_static(calls: DeviceCalls, index: int, system_detail: dict[str, str]) -
     total_memory = int(memory.total) if memory is not None else 0
     architecture = calls.get("nvmlDeviceGetArchitecture")
     uma = _is_uma(name, architecture, total_memory)
-    detail = dict(system_detail)
-    _put(detail, "Brand", BRAND_NAMES.get(calls.get("nvmlDeviceGetBrand")))
-    _put(detail, "architecture", ARCHITECTURE_NAMES.get(architecture))
-    _put(detail, "compute_mode", COMPUTE_MODE_NAMES.get(calls.get("nvmlDeviceGetComputeMode")))
-    _put(detail, "vbios_version", text(calls.get("nvmlDeviceGetVbiosVersion")))
-    if uma:
-        # A unified-memory part (GB10) has no PCIe link of its own to report.
-        detail["Memory Type"] = "Unified"
-        detail["Interconnect"] = "Integrated"
-    else:
-        _put(detail, "pcie_gen_max", calls.get("nvmlDeviceGetMaxPcieLinkGeneration"))
-        _put(detail, "pcie_width_max", calls.get("nvmlDeviceGetMaxPcieLinkWidth"))
-    for key, clock in (("clock_graphics_max", CLOCK_GRAPHICS), ("clock_memory_max", CLOCK_MEM)):
-        mhz = calls.get("nvmlDeviceGetMaxCustomerBoostClock", clock)
-        _put(detail, key, mhz if mhz else calls.get("nvmlDeviceGetMaxClockInfo", clock))
-    default_limit = calls.get("nvmlDeviceGetPowerManagementDefaultLimit")
-    if default_limit is not None:
-        detail["power_limit_default"] = watts_text(default_limit)
-    constraints = calls.get("nvmlDeviceGetPowerManagementLimitConstraints")
-    if constraints is not None:
-        detail["power_limit_min"] = watts_text(constraints[0])
-        detail["power_limit_max"] = watts_text(constraints[1])
-    _put_modes(detail, "ecc_mode", calls.get("nvmlDeviceGetEccMode"), ("Disabled", "Enabled"))
-    # all-smi writes the raw MIG mode numbers (nvml-wrapper's MigMode holds u32s).
-    _put_modes(detail, "mig_mode", calls.get("nvmlDeviceGetMigMode"), ("0", "1"))
     return DeviceStatic(
         index=index,
         calls=calls,
@@ -214,8 +209,80 @@ def read_static(calls: DeviceCalls, index: int, system_detail: dict[str, str]) -
         numa_node_id=_numa_node(calls.get("nvmlDeviceGetNumaNodeId")),
         gsp_firmware_mode=_gsp_mode(calls.get("nvmlDeviceGetGspFirmwareMode")),
         gsp_firmware_version=text(calls.get("nvmlDeviceGetGspFirmwareVersion")),
-        detail=detail,
+        detail=_device_detail(calls, architecture, uma, system_detail),
     )
+
+
+def _device_detail(
+    calls: DeviceCalls, architecture: Any, uma: bool, system_detail: dict[str, str]
+) -> dict[str, str]:
+    """all-smi's NVIDIA `detail`, key for key and in its value formats, read once.
+
+    all-smi builds this map at its first read and never again, so the readings in
+    it (current PCIe link, P-state, power limit) stay as they were then: they name
+    the device in `all_smi_gpu_info` and must not move. Live values go to typed
+    fields (`performance_state`, `fan_speed_rpm`, `pcie_link_*`).
+    """
+    detail = dict(system_detail)
+    _put(detail, "Brand", BRAND_NAMES.get(calls.get("nvmlDeviceGetBrand")))
+    _put(detail, "architecture", ARCHITECTURE_NAMES.get(architecture))
+    if uma:
+        # A unified-memory part (GB10) has no PCIe link of its own to report.
+        detail["Memory Type"] = "Unified"
+        detail["Interconnect"] = "Integrated"
+    else:
+        _put(detail, "PCIe Generation", calls.get("nvmlDeviceGetCurrPcieLinkGeneration"))
+        width = calls.get("nvmlDeviceGetCurrPcieLinkWidth")
+        if width is not None:
+            detail["PCIe Width"] = f"x{int(width)}"
+        _put(detail, "pcie_gen_max", calls.get("nvmlDeviceGetMaxPcieLinkGeneration"))
+        _put(detail, "pcie_width_max", calls.get("nvmlDeviceGetMaxPcieLinkWidth"))
+    _put(detail, "compute_mode", COMPUTE_MODE_NAMES.get(calls.get("nvmlDeviceGetComputeMode")))
+    pstate = calls.get("nvmlDeviceGetPerformanceState")
+    if pstate is not None:
+        detail["performance_state"] = (
+            PSTATE_NAMES[pstate] if 0 <= pstate < len(PSTATE_NAMES) else "Unknown"
+        )
+    limit = calls.get("nvmlDeviceGetPowerManagementLimit")
+    if limit is not None:
+        detail["power_limit_current"] = watts_text(limit)
+    default_limit = calls.get("nvmlDeviceGetPowerManagementDefaultLimit")
+    if default_limit is not None:
+        detail["power_limit_default"] = watts_text(default_limit)
+    constraints = calls.get("nvmlDeviceGetPowerManagementLimitConstraints")
+    if constraints is not None:
+        detail["power_limit_min"] = watts_text(constraints[0])
+        detail["power_limit_max"] = watts_text(constraints[1])
+    _put_modes(detail, "ecc_mode", calls.get("nvmlDeviceGetEccMode"), ("Disabled", "Enabled"))
+    for key, clock in (("clock_graphics_max", CLOCK_GRAPHICS), ("clock_memory_max", CLOCK_MEM)):
+        _put(detail, key, calls.get("nvmlDeviceGetMaxCustomerBoostClock", clock))
+    # all-smi writes the raw MIG mode numbers (nvml-wrapper's MigMode holds u32s).
+    _put_modes(detail, "mig_mode", calls.get("nvmlDeviceGetMigMode"), ("0", "1"))
+    vbios = text(calls.get("nvmlDeviceGetVbiosVersion"))
+    if vbios is not None:
+        # all-smi formats this String with `{:?}`: the value carries Rust's quotes.
+        detail["vbios_version"] = rust_debug_str(vbios)
+    return detail
+
+
+def rust_debug_str(value: str) -> str:
+    """Rust's `format!("{:?}", string)`: quoted, with `\\`, `\"` and control escapes."""
+    out = ['"']
+    for char in value:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\r":
+            out.append("\\r")
+        elif char == "\t":
+            out.append("\\t")
+        elif char < " " or "\x7f" <= char <= "\x9f":
+            out.append(f"\\u{{{ord(char):x}}}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
 
 
 def system_memory(meminfo: Path) -> tuple[int, int]:

@@ -15,8 +15,12 @@ import random
 import threading
 from typing import Final
 
+from msgspec import UNSET
+
 from smicast.include import Section
 from smicast.readers import WALL_CLOCK, Clock, GpuProcess, default_hostname
+from smicast.readers.nvidia_static import PSTATE_NAMES
+from smicast.readers.simulated_churn import DeviceChurn
 from smicast.readers.simulated_profiles import (
     GIB,
     MIB,
@@ -33,7 +37,6 @@ HOST_MEMORY_BYTES: Final = 2 << 40  # a DGX-class host, for processes' memory_pe
 PID_MAX: Final = 4_194_304  # Linux's default on 64-bit hosts; pids wrap to 300 past it
 UTIL_STEP: Final = 5.0  # the mock server's walk: at most ±5 points a read
 UTIL_PULL: Final = 0.1  # towards each device's own level, so idle devices stay idle
-IDLE_BELOW_UTIL: Final = 10.0  # P8 under this, P0 above
 CHURN_PER_READ: Final = 0.01  # chance that a device's process set changes on a read
 # Processes account for less than the device's used memory: the driver's context
 # and the allocator's slack belong to nobody.
@@ -80,6 +83,7 @@ class _Device:
     __slots__ = (
         "bandwidth_k",
         "busy",
+        "churn",
         "detail",
         "index",
         "numa_node",
@@ -96,7 +100,14 @@ class _Device:
     )
 
     def __init__(
-        self, rng: random.Random, part: Part, uuid: str, index: int, busy: bool, numa: int | None
+        self,
+        rng: random.Random,
+        churn_rng: random.Random,
+        part: Part,
+        uuid: str,
+        index: int,
+        busy: bool,
+        numa: int | None,
     ) -> None:
         self.index = index
         self.uuid = uuid
@@ -113,9 +124,14 @@ class _Device:
         self.occupancy_k = rng.uniform(0.55, 0.85)
         self.bandwidth_k = rng.uniform(0.35, 0.9)
         self.detail = part.static_detail(uuid, index)
+        self.churn = DeviceChurn(
+            churn_rng, pstates=part.nvidia, link=part.pcie_link, util=self.util
+        )
         if part.nvidia:
-            # all-smi reads the detail map once, at start: the P-state seen then stays.
-            self.detail["performance_state"] = "P0" if self.util >= IDLE_BELOW_UTIL else "P8"
+            # all-smi reads the detail map once, at start: the P-state and link seen then stay.
+            pstate = self.churn.step(self.util)
+            self.detail["performance_state"] = PSTATE_NAMES[pstate or 0]
+            self.detail["PCIe Generation"] = str(self.churn.link_generation)
         self.processes: list[_Process] = []
 
 
@@ -145,6 +161,8 @@ class SimulatedReader:
         self._clock = clock
         self._host = hostname or default_hostname()
         self._rng = rng = random.Random(seed)
+        # Live-value churn draws from its own generator: the other values stay as they were.
+        churn_rng = random.Random(f"churn:{platform}:{seed}")
         self._lock = threading.Lock()
         self._reads = 0
         self._now = now = clock()
@@ -155,7 +173,7 @@ class SimulatedReader:
             # Own generator: a device keeps its UUID whatever the count or the read history.
             uuid = part.make_uuid(random.Random(f"{platform}:{seed}:{index}"), index)
             numa = (0 if index < (count + 1) // 2 else 1) if part.nvidia else None
-            device = _Device(rng, part, uuid, index, index not in idle, numa)
+            device = _Device(rng, churn_rng, part, uuid, index, index not in idle, numa)
             ages_s = sorted(rng.uniform(600.0, 5 * 86_400.0) for _ in range(rng.randint(1, 3)))
             device.processes = [self._spawn(device, now - age) for age in reversed(ages_s)]
             self._devices.append(device)
@@ -225,6 +243,9 @@ class SimulatedReader:
                 clock_mhz = c_min if clock < c_min else c_max if clock > c_max else round(clock)
             if rnd() < CHURN_PER_READ:
                 self._churn(dev, now)
+            shown_util = float(round(util))
+            churn = dev.churn
+            pstate = churn.step(shown_util)
 
             if live_detail is None:
                 detail = dict(dev.detail)
@@ -241,7 +262,7 @@ class SimulatedReader:
                     host_id=host,
                     hostname=host,
                     instance=host,
-                    utilization=float(round(util)),
+                    utilization=shown_util,
                     ane_utilization=0.0,
                     temperature=temp_c,
                     used_memory=used_bytes,
@@ -251,8 +272,12 @@ class SimulatedReader:
                     temperature_threshold_slowdown=slowdown,
                     temperature_threshold_shutdown=shutdown,
                     temperature_threshold_max_operating=max_operating,
-                    performance_state=(0 if util >= IDLE_BELOW_UTIL else 8) if nvidia else None,
+                    performance_state=pstate,
                     fan_speed_rpm=None,  # passively cooled SXM/OAM parts have no tachometer
+                    pcie_link_generation=(
+                        UNSET if churn.link_generation is None else churn.link_generation
+                    ),
+                    pcie_link_width=UNSET if churn.link_width is None else churn.link_width,
                     numa_node_id=dev.numa_node,
                     gsp_firmware_mode=1 if nvidia else None,
                     gsp_firmware_version=NVIDIA_GSP_VERSION if nvidia else None,

@@ -61,6 +61,7 @@ class Part:
     idle_workloads: tuple[Workload, ...]
     live_detail: LiveDetail | None = None
     nvidia: bool = False  # thresholds, P-states, NUMA, GSP, NvLink and GPM
+    pcie_link: tuple[int, int] | None = None  # (max generation, lanes); trains down at idle
 
 
 TRAINERS: Final = ("jkim", "mchen", "asato", "priya", "dlopez", "hwang", "rnair")
@@ -164,6 +165,8 @@ _NV_CUDA: Final = "12.8"
 
 
 def _h200_detail(uuid_text: str, index: int) -> dict[str, str]:
+    # all-smi's NVIDIA keys and formats (nvml-wrapper Debug names, `x16`, a quoted VBIOS
+    # string); the reader adds the P-state and link generation seen at start.
     return {
         "Driver Version": _NV_DRIVER,
         "CUDA Version": _NV_CUDA,
@@ -172,12 +175,9 @@ def _h200_detail(uuid_text: str, index: int) -> dict[str, str]:
         "Brand": "Nvidia",
         "architecture": "Hopper",
         "compute_mode": "Default",
-        "vbios_version": "96.00.A5.00.01",
-        "PCIe Generation": "5",
-        "PCIe Width": "16",
-        "pcie_gen_current": "5",
+        "vbios_version": '"96.00.A5.00.01"',
+        "PCIe Width": "x16",
         "pcie_gen_max": "5",
-        "pcie_width_current": "16",
         "pcie_width_max": "16",
         "clock_graphics_max": "1980",
         "clock_memory_max": "3201",
@@ -185,13 +185,8 @@ def _h200_detail(uuid_text: str, index: int) -> dict[str, str]:
         "power_limit_default": "700.00",
         "power_limit_min": "200.00",
         "power_limit_max": "700.00",
-        "performance_state": "P0",
         "ecc_mode_current": "Enabled",
-        "ecc_mode_pending": "Enabled",
-        "mig_mode_current": "Disabled",
-        "mig_mode_pending": "Disabled",
-        "Memory Type": "HBM3",
-        "Interconnect": "NVLink",
+        "mig_mode_current": "0",
     }
 
 
@@ -213,8 +208,8 @@ def _mi300x_detail(uuid_text: str, index: int) -> dict[str, str]:
         "Power Cap (Max)": "750 W",
         "Max GPU Link": "Gen5 x16",
         "Max System Link": "Gen5 x16",
-        "Current Link": "Gen5 x16",
-        "Memory Type": "HBM3",
+        "Min DPM Link": "Gen1 x16",
+        "Max DPM Link": "Gen5 x16",
     }
 
 
@@ -312,6 +307,7 @@ PARTS: Final[dict[str, Part]] = {
         busy_workloads=(_TRAIN, _TORCHRUN, _VLLM, _VLLM, _EVAL),
         idle_workloads=(_JUPYTER, _JUPYTER, _EVAL),
         nvidia=True,
+        pcie_link=(5, 16),
     ),
     "amd": Part(
         name="AMD Instinct MI300X 192GB HBM3",
@@ -333,6 +329,7 @@ PARTS: Final[dict[str, Part]] = {
         static_detail=_mi300x_detail,
         busy_workloads=(_TRAIN, _TORCHRUN, _VLLM, _VLLM, _EVAL),
         idle_workloads=(_JUPYTER, _JUPYTER, _EVAL),
+        pcie_link=(5, 16),
     ),
     "gaudi": Part(
         name="Intel Gaudi 3",
