@@ -110,10 +110,12 @@ def api_process(state_dir: Path, port: int) -> subprocess.Popen[str]:
     )
 
 
-def gpu_totals(port: int, deadline_s: float = 20.0) -> dict[str, float]:
+def gpu_totals(
+    proc: subprocess.Popen[str], port: int, deadline_s: float = 30.0
+) -> dict[str, float]:
     """The GPU counters once both simulated GPUs have one."""
     deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             _, _, body = get(port, "/metrics")
         except OSError:
@@ -126,14 +128,16 @@ def gpu_totals(port: int, deadline_s: float = 20.0) -> dict[str, float]:
         if len(found) == 2:
             return found
         time.sleep(0.1)
-    raise AssertionError("no energy counters in time")
+    proc.kill()
+    _, stderr = proc.communicate(timeout=10)
+    raise AssertionError(f"no energy counters in time; exit {proc.returncode}:\n{stderr[-3000:]}")
 
 
 def test_counter_survives_a_restart(tmp_path: Path) -> None:
     port = free_port()
     proc = api_process(tmp_path, port)
     try:
-        before = gpu_totals(port)
+        before = gpu_totals(proc, port)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
@@ -149,7 +153,7 @@ def test_counter_survives_a_restart(tmp_path: Path) -> None:
 
     proc = api_process(tmp_path, port)
     try:
-        after = gpu_totals(port)
+        after = gpu_totals(proc, port)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
