@@ -132,6 +132,15 @@ def test_nvml_counter_jumping_faster_than_possible_is_a_reset() -> None:
     assert meter.resets == 1
 
 
+def test_nvml_counter_measures_a_gpu_without_a_power_reading() -> None:
+    meter = EnergyMeter()
+    snap = frame(gpus=[make_gpu("A100", power_consumption=-1.0)])
+    meter.observe(snap, 0.0, {"GPU-A100-UUID": 1_000})
+    meter.observe(snap, 1.0, {"GPU-A100-UUID": 251_000})
+    (row,) = [r for r in meter.rows() if r.key.scope is Scope.GPU]
+    assert row.total_j == pytest.approx(250.0) and row.measured
+
+
 def make_reader(nvml: FakeNvml) -> NvidiaReader:
     return NvidiaReader(nvml, hostname="node1", clock=lambda: 1_776_686_400.0)
 

@@ -14,7 +14,8 @@ Rules (all-smi's integrator, plus NVML's own counter):
   count as 0 W, readings above `MAX_POWER_WATTS` as that ceiling. A duplicate
   timestamp refreshes the reading without adding energy.
 - A device with no power reading (GPU `power_consumption` < 0 or null, no CPU or
-  chassis figure) gets no sample; one that never had one has no total to show.
+  chassis figure) gets no sample, unless NVML counts its energy; one that never had
+  either has no total to show.
 
 Time is passed in (`at`, monotonic seconds). One thread at a time: the API calls
 `observe` and reads the totals on its event loop.
@@ -123,10 +124,13 @@ class EnergyMeter:
         gpus = snapshot.gpus if snapshot.gpus is not UNSET else []
         for index, gpu in enumerate(gpus):
             watts = gpu.power_consumption
+            counter = counters.get(gpu.uuid)
             if watts is None or watts < 0:
-                continue
+                if counter is None:
+                    continue
+                watts = 0.0  # the counter still measures; a reset step then adds nothing
             key = EnergyKey(Scope.GPU, gpu.hostname, gpu.uuid)
-            device = self.sample(key, at, watts, counters.get(gpu.uuid))
+            device = self.sample(key, at, watts, counter)
             if device is not None:
                 device.gpu_index = index
         cpus = snapshot.cpus if snapshot.cpus is not UNSET else []
