@@ -143,10 +143,19 @@ class HostClient:
         self.notify(self.link)
 
     def _delay(self) -> float:
-        """The agent's `retry:` after a clean end; exponential backoff after failures; jittered."""
+        """Seconds before the next attempt, jittered by up to a quarter.
+
+        After a clean end, the agent's `retry:`. While nothing listens on the agent's
+        address (refused: the machine is up, the agent is restarting), the shortest
+        backoff: a refusal costs one round trip, and reconnecting before the new
+        process has published more than the catch-up it sends back keeps every frame.
+        Other failures (timeouts, errors) back off exponentially.
+        """
         opts = self.options
         base = self._retry_s if self._retry_s is not None else opts.min_backoff_s
-        if self._failures > 1:
+        if self._process_gone:
+            base = opts.min_backoff_s
+        elif self._failures > 1:
             base = max(base, opts.min_backoff_s * 2 ** min(self._failures - 1, 16))
         base = min(base, opts.max_backoff_s)
         return base + self.rng.uniform(0, base / 4)
