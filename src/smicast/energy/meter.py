@@ -129,10 +129,7 @@ class EnergyMeter:
                 if counter is None:
                     continue
                 watts = 0.0  # the counter still measures; a reset step then adds nothing
-            key = EnergyKey(Scope.GPU, gpu.hostname, gpu.uuid)
-            device = self.sample(key, at, watts, counter)
-            if device is not None:
-                device.gpu_index = index
+            self.sample(EnergyKey(Scope.GPU, gpu.hostname, gpu.uuid), at, watts, counter, index)
         cpus = snapshot.cpus if snapshot.cpus is not UNSET else []
         self._host_scope(Scope.CPU, ((c.hostname, c.power_consumption) for c in cpus), at)
         chassis = snapshot.chassis if snapshot.chassis is not UNSET else []
@@ -150,14 +147,20 @@ class EnergyMeter:
             self.sample(EnergyKey(scope, host), at, watts)
 
     def sample(
-        self, key: EnergyKey, at: float, watts: float, counter_mj: int | None = None
-    ) -> _Device | None:
-        """Add one reading; returns the device, or None when the device cap refused it."""
+        self,
+        key: EnergyKey,
+        at: float,
+        watts: float,
+        counter_mj: int | None = None,
+        gpu_index: int = 0,
+    ) -> None:
+        """Add one reading (a new device past `MAX_DEVICES` is left out)."""
         device = self._devices.get(key)
         if device is None:
             if len(self._devices) >= MAX_DEVICES:
-                return None
+                return
             device = self._devices[key] = _Device()
+        device.gpu_index = gpu_index
         if not device.seen:
             device.seen = True
             device.order = self._next_order
@@ -166,11 +169,11 @@ class EnergyMeter:
         if device.last_at is None:
             device.last_at, device.last_w, device.last_mj = at, now_w, counter_mj
             device.measured = counter_mj is not None
-            return device
+            return
         dt_s = at - device.last_at
         if dt_s <= 0:
             device.last_w = now_w
-            return device
+            return
         added = _trapezoid(device.last_w, now_w, dt_s, self.gap_s)
         device.measured = False
         if counter_mj is not None and device.last_mj is not None:
@@ -189,7 +192,6 @@ class EnergyMeter:
         device.total_j += added
         device.session_j += added
         device.last_at, device.last_w, device.last_mj = at, now_w, counter_mj
-        return device
 
     def rows(self) -> list[EnergyRow]:
         """Devices with a reading in this process and energy to show, in first-seen order."""
