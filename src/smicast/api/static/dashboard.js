@@ -18,6 +18,8 @@
   const ENERGY_URL = "energy";
   const ENERGY_POLL_MS = 10000;
   const ENERGY_FIRST_POLL_MS = 2000;
+  const GAP_INTERVALS = 2.5; // frames further apart than this many intervals: a gap
+  const SKEW_WINDOW = 32; // frames whose (arrival - timestamp) give the server clock
 
   const COLORS = {
     utilization: "#4cc2ff",
@@ -33,6 +35,19 @@
       this.v = new Float64Array(capacity);
       this.start = 0;
       this.length = 0;
+    }
+
+    newest() {
+      return this.length ? this.t[(this.start + this.length - 1) % this.t.length] : -Infinity;
+    }
+
+    // Points go in time order; a frame seen twice (a resend) is not plotted twice, and
+    // a jump of more than `gapMs` since the previous point leaves a gap in the line.
+    add(time, value, gapMs) {
+      const last = this.newest();
+      if (!(time > last)) return;
+      if (Number.isFinite(last) && gapMs > 0 && time - last > gapMs) this.push(last + 1, NaN);
+      this.push(time, value);
     }
 
     push(time, value) {
@@ -162,16 +177,23 @@
     // Area under the line, then the line; NaN breaks both into segments.
     const segments = [];
     let current = [];
+    let segmentFrom = NaN; // time of the current segment's first point
+    let lastSegmentMs = 0;
     ring.forEach((t, v) => {
       if (t < now - span) return;
       if (Number.isFinite(v)) {
+        if (!current.length) segmentFrom = t;
         current.push([x(t), y(v)]);
+        lastSegmentMs = t - segmentFrom;
       } else if (current.length) {
         segments.push(current);
         current = [];
       }
     });
     if (current.length) segments.push(current);
+    // What is drawn, for tests and the curious: how many lines, and the time the last covers.
+    canvas.setAttribute("data-segments", String(segments.length));
+    canvas.setAttribute("data-last-segment-ms", String(Math.round(lastSegmentMs)));
 
     for (const seg of segments) {
       ctx.beginPath();
@@ -247,7 +269,7 @@
     for (const key of Object.keys(card.series)) card.series[key] = new Ring(RING_POINTS);
   }
 
-  function updateCard(card, index, gpu, now) {
+  function updateCard(card, index, gpu, at) {
     const uuid = typeof gpu.uuid === "string" ? gpu.uuid : "";
     if (card.uuid !== uuid) {
       // A different device at this position: its history is not ours to keep.
@@ -291,10 +313,21 @@
     setLevel(f.temperature, temp, 80, 90);
     setValue(f.power, Number.isFinite(power) ? fixed(power, power < 100 ? 1 : 0) + " W" : "n/a", power);
 
-    card.series.utilization.push(now, util);
-    card.series.memory.push(now, memPct);
-    card.series.temperature.push(now, temp);
-    card.series.power.push(now, power);
+    card.node.classList.remove("stale");
+    card.node.removeAttribute("data-stale");
+    const gapMs = gapAfterMs();
+    card.series.utilization.add(at, util, gapMs);
+    card.series.memory.add(at, memPct, gapMs);
+    card.series.temperature.add(at, temp, gapMs);
+    card.series.power.add(at, power, gapMs);
+  }
+
+  // A frame without `gpus` (the GPU reader timed out or failed): the cards and their
+  // history stay, the charts get a gap, and the card says its figures are stale.
+  function markCardStale(card, at) {
+    card.node.classList.add("stale");
+    card.node.setAttribute("data-stale", "");
+    for (const ring of Object.values(card.series)) ring.add(at, NaN, 0);
   }
 
   function drawCard(card, now) {
@@ -322,7 +355,7 @@
   const memPanel = panel("memory");
   const chassisPanel = panel("chassis");
 
-  function updateHost(snap, now) {
+  function updateHost(snap, at) {
     const cpus = Array.isArray(snap.cpus) ? snap.cpus : [];
     let cpuUtil = NaN;
     if (cpus.length) {
@@ -344,7 +377,7 @@
     setValue(cpuPanel.field("utilization"), fixed(cpuUtil, 1) + (Number.isFinite(cpuUtil) ? " %" : ""), cpuUtil);
     setBar(cpuPanel.bar, cpuUtil);
     setLevel(cpuPanel.bar, cpuUtil, 85, 95);
-    cpuPanel.ring.push(now, cpuUtil);
+    cpuPanel.ring.add(at, cpuUtil, gapAfterMs());
 
     const mem = Array.isArray(snap.memory) && snap.memory.length ? snap.memory[0] : null;
     let memPct = NaN;
@@ -357,7 +390,7 @@
     setValue(memPanel.field("utilization"), fixed(memPct, 1) + (Number.isFinite(memPct) ? " %" : ""), memPct);
     setBar(memPanel.bar, memPct);
     setLevel(memPanel.bar, memPct, 90, 97);
-    memPanel.ring.push(now, memPct);
+    memPanel.ring.add(at, memPct, gapAfterMs());
 
     const chassis = Array.isArray(snap.chassis) && snap.chassis.length ? snap.chassis[0] : null;
     let power = chassis ? num(chassis.total_power_watts) : NaN;
@@ -375,7 +408,7 @@
     setText(chassisPanel.field("temperatures"), temps.join(" \u00b7 "));
     const gpuCount = Array.isArray(snap.gpus) ? snap.gpus.length : 0;
     setText(chassisPanel.field("gpu-count"), gpuCount + (gpuCount === 1 ? " GPU" : " GPUs"));
-    chassisPanel.ring.push(now, power);
+    chassisPanel.ring.add(at, power, gapAfterMs());
   }
 
   // ---- energy (GET /energy: kWh since the agent started, per GPU and host) -------
@@ -453,6 +486,18 @@
     pushNotice(item);
   }
 
+  // After the stream was lost and opened again: the server resends the frames it still
+  // holds (plotted at their own times); `missed` is how many it no longer held.
+  function addReconnectNotice(missed) {
+    const item = document.createElement("li");
+    item.setAttribute("data-reconnected", String(missed));
+    item.textContent =
+      clockText(new Date()) +
+      ": reconnected" +
+      (missed > 0 ? "; " + missed + " frame(s) from the outage were no longer held" : "");
+    pushNotice(item);
+  }
+
   function addServerNotice(data) {
     let message = String(data);
     try {
@@ -493,6 +538,39 @@
   let lastFrameAt = 0;
   let frameGapMs = 0; // smoothed time between frames (0: unknown), for the watchdog
   let drawPending = false;
+  let intervalMs = 0; // median step between recent frame timestamps (0: unknown)
+  let lastStampMs = NaN;
+  const steps = []; // recent steps between frame timestamps, ms
+  const skews = []; // recent (arrival - frame timestamp), ms
+  let reopened = false; // the stream came back after frames were seen: say so once
+
+  let gapLimitMs = 0; // a frame further than this from the previous one leaves a gap
+
+  function gapAfterMs() {
+    return gapLimitMs;
+  }
+
+  // When a frame happened, on this browser's clock. A frame's own timestamp counts
+  // (frames resent after a reconnect belong where they happened, not at "now"),
+  // shifted by the smallest recent (arrival - timestamp): the server's clock offset
+  // plus network delay, which resent frames only ever overstate.
+  function frameTime(snap, arrival) {
+    const stamp = typeof snap.timestamp === "string" ? Date.parse(snap.timestamp) : NaN;
+    if (!Number.isFinite(stamp)) return arrival;
+    skews.push(arrival - stamp);
+    if (skews.length > SKEW_WINDOW) skews.shift();
+    // Judged by the pace before this frame: its own step may be the outage.
+    gapLimitMs = intervalMs > 0 ? Math.max(GAP_INTERVALS * intervalMs, 1500) : 0;
+    if (Number.isFinite(lastStampMs) && stamp > lastStampMs) {
+      // The median: an outage or a reader timeout does not stretch the interval.
+      steps.push(stamp - lastStampMs);
+      if (steps.length > 16) steps.shift();
+      const sorted = steps.slice().sort((a, b) => a - b);
+      intervalMs = sorted[Math.floor((sorted.length - 1) / 2)];
+    }
+    lastStampMs = stamp;
+    return Math.min(arrival, stamp + Math.min(...skews));
+  }
 
   function onSnapshot(event) {
     let snap;
@@ -512,18 +590,28 @@
     backoffMs = BACKOFF_MIN_MS;
     setState("live");
 
+    if (reopened) {
+      reopened = false;
+      addReconnectNotice(0);
+    }
+    const at = frameTime(snap, now);
+
     const hostname = typeof snap.hostname === "string" ? snap.hostname : "";
     setText(hostnameEl, hostname || "\u2014");
     document.title = (hostname ? hostname + " \u00b7 " : "") + "smicast";
     setText(lastFrameEl, clockText(new Date(now)));
     lastFrameEl.setAttribute("datetime", new Date(now).toISOString());
 
-    const gpus = Array.isArray(snap.gpus) ? snap.gpus : [];
-    syncCardCount(gpus.length);
-    gpus.forEach((gpu, i) => updateCard(cards[i], i, gpu && typeof gpu === "object" ? gpu : {}, now));
+    if (Array.isArray(snap.gpus)) {
+      const gpus = snap.gpus;
+      syncCardCount(gpus.length);
+      gpus.forEach((gpu, i) => updateCard(cards[i], i, gpu && typeof gpu === "object" ? gpu : {}, at));
+    } else {
+      for (const card of cards) markCardStale(card, at);
+    }
     for (const card of cards) showCardEnergy(card);
-    noGpus.hidden = gpus.length > 0;
-    updateHost(snap, now);
+    noGpus.hidden = cards.length > 0;
+    updateHost(snap, at);
     showReaderErrors(snap.errors);
     scheduleDraw();
   }
@@ -546,7 +634,14 @@
     } catch (err) {
       dropped = NaN;
     }
-    addLagNotice(Number.isFinite(dropped) && dropped > 0 ? Math.floor(dropped) : 0);
+    const count = Number.isFinite(dropped) && dropped > 0 ? Math.floor(dropped) : 0;
+    if (reopened) {
+      // The first event after a reconnect: frames missed while away, not a slow client.
+      reopened = false;
+      addReconnectNotice(count);
+      return;
+    }
+    addLagNotice(count);
   }
 
   // ---- connection -------------------------------------------------------------
@@ -584,6 +679,7 @@
     const es = new EventSource(STREAM_URL);
     es.addEventListener("open", () => {
       openedAt = Date.now();
+      if (lastFrameAt) reopened = true;
     });
     es.addEventListener("snapshot", onSnapshot);
     es.addEventListener("lag", onLag);
