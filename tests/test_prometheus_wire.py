@@ -394,7 +394,7 @@ def gauge_values(text: str, family: str) -> set[str]:
     return {line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(family + "{")}
 
 
-@pytest.mark.parametrize("platform", ["nvidia", "amd"])
+@pytest.mark.parametrize("platform", ["nvidia", "amd", "gaudi"])
 def test_one_info_series_per_gpu_over_1000_simulated_frames(platform: str) -> None:
     reader = SimulatedReader(platform, 8, seed=11, hostname="sim", clock=lambda: NOW)
     series: dict[str, set[str]] = {}
@@ -408,7 +408,9 @@ def test_one_info_series_per_gpu_over_1000_simulated_frames(platform: str) -> No
     assert len(series) == 8
     assert {uuid: len(labels) for uuid, labels in series.items()} == dict.fromkeys(series, 1)
     # ...while the live values did move: the link trained down at idle, P-states flipped.
-    assert links == {"1", "5"}
+    # (Tenstorrent is left out: all-smi's exporter reads its live values from `detail`.)
+    if platform != "gaudi":
+        assert links == {"1", "5"}
     if platform == "nvidia":
         assert pstates == {"0", "2", "8"}
 

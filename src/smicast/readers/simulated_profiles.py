@@ -227,22 +227,6 @@ def _gaudi3_detail(uuid_text: str, index: int) -> dict[str, str]:
     }
 
 
-def _gaudi_live(
-    static: dict[str, str],
-    power_w: float,
-    temp_c: int,
-    clock_mhz: int,
-    used: int,
-    total: int,
-    reads: int,
-) -> dict[str, str]:
-    detail = dict(static)
-    detail["Current Power"] = f"{power_w:.0f} W"
-    detail["Used Memory"] = f"{used // MIB} MiB"
-    detail["Free Memory"] = f"{(total - used) // MIB} MiB"
-    return detail
-
-
 def _n300_detail(uuid_text: str, index: int) -> dict[str, str]:
     return {
         "board_type": "n300",
@@ -352,7 +336,8 @@ PARTS: Final[dict[str, Part]] = {
         static_detail=_gaudi3_detail,
         busy_workloads=(_GAUDI_TRAIN, _GAUDI_TRAIN, _VLLM, _EVAL),
         idle_workloads=(_JUPYTER, _EVAL),
-        live_detail=_gaudi_live,
+        # all-smi's Gaudi reader also rewrites Current Power, Used Memory and Free Memory
+        # in `detail` on every read; left out so all_smi_gpu_info keeps one series.
     ),
     "tenstorrent": Part(
         name="Tenstorrent Wormhole n300",
