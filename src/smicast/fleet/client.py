@@ -108,6 +108,7 @@ class HostClient:
         self._failures = 0
         # Nothing listened on the agent's address: whatever answers next is a new process.
         self._process_gone = False
+        self._sequential = False  # this agent's ids went up by one at least once
 
     # -- the loop ---------------------------------------------------------------
     async def run(self) -> None:
@@ -194,15 +195,18 @@ class HostClient:
         if self._process_gone and link.last_event_id is not None:
             link.last_event_id = "0"  # a new process counts from 1: ask for all it holds
             link.restarts += 1
-        if link.last_event_id is not None:
-            headers["Last-Event-ID"] = link.last_event_id
+        # The first connect asks from 0 as well: a smicast agent answers at once with its
+        # newest frames (within its catch-up bound) instead of making the view wait an
+        # interval; what it no longer holds predates the viewer and is no loss.
+        headers["Last-Event-ID"] = link.last_event_id or "0"
+        first_connect = link.last_event_id is None
         resp = await self._open(url, headers)
         try:
             _check(resp, "text/event-stream")
             self._process_gone = False
             link.transport = Transport.SSE
             link.opened(self.clock())
-            await self._read_stream(resp)
+            await self._read_stream(resp, first_connect)
         finally:
             resp.release()
         # The stream ended: the agent stopped, restarted, or a proxy cut it.
@@ -214,15 +218,18 @@ class HostClient:
             link.fail("connection refused", HostState.OFFLINE)
             self.notify(link)
 
-    async def _read_stream(self, resp: aiohttp.ClientResponse) -> None:
+    async def _read_stream(self, resp: aiohttp.ClientResponse, first_connect: bool) -> None:
         link = self.link
         parser = SseParser(self.options.max_frame_bytes)
-        resumed_from = _as_int(link.last_event_id)
+        resumed_from = _as_int(link.last_event_id or "0")
+        gap_base = None if first_connect else resumed_from  # the id the next one should follow
         first = True
         async for chunk in resp.content.iter_chunked(_READ_BYTES):
             for event in parser.feed(chunk):
                 if event.event == "lag":
-                    link.lost += _dropped(event.data)
+                    if not first_connect:
+                        link.lost += _dropped(event.data)
+                    gap_base = None  # the agent has counted that gap itself
                     continue
                 if event.event == "error":
                     link.problem("agent: " + event.data[:200].decode("utf-8", "replace"))
@@ -241,10 +248,14 @@ class HostClient:
                 snap = self._decode(event.data)
                 if snap is None:
                     continue
-                if seq is not None and resumed_from is not None and seq > resumed_from + 1:
-                    link.lost += seq - resumed_from - 1  # beyond what the agent still held
-                if seq is not None:
-                    resumed_from = seq
+                if seq is not None and gap_base is not None:
+                    # Only an agent that numbers frames 1, 2, 3... can show a gap (all-smi's
+                    # ids are timestamps in seconds).
+                    if seq == gap_base + 1:
+                        self._sequential = True
+                    elif seq > gap_base + 1 and self._sequential:
+                        link.lost += seq - gap_base - 1
+                gap_base = seq
                 link.last_event_id = event.id
                 link.frame(self.clock())
                 self._failures = 0
