@@ -65,8 +65,8 @@ class HostLink:
     def state_at(self, now_s: float) -> HostState:
         """The state to show at monotonic time `now_s`."""
         if self.state in (HostState.LIVE, HostState.CONNECTING):
-            since = max(self.last_frame_s or -1e18, self.opened_s or -1e18)
-            if since > -1e18 and now_s - since > STALE_AFTER_INTERVALS * self.interval_s:
+            marks = [t for t in (self.last_frame_s, self.opened_s) if t is not None]
+            if marks and now_s - max(marks) > STALE_AFTER_INTERVALS * self.interval_s:
                 return HostState.STALE  # connected, but no frame comes
         return self.state
 
