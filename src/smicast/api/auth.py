@@ -66,6 +66,8 @@ class Authenticator:
         self._pending: dict[bytes, asyncio.Future[bool]] = {}
         costs = [_cost(h) for h in self._users.values()]
         self._dummy_cost = max(costs, default=10)
+        if self._users:  # made now (once per cost), so the first unknown user is not slower
+            _dummy_hash(b"$2y$", self._dummy_cost)
 
     @property
     def required(self) -> bool:
