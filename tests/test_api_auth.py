@@ -276,9 +276,11 @@ def test_rate_limit(tmp_path: Path, state: ApiState) -> None:
 
 def test_bcrypt_runs_once_per_credential_and_never_caches_failures() -> None:
     calls: list[bytes] = []
+    costs: list[bytes] = []
 
     def counting(password: bytes, hashed: bytes) -> bool:
         calls.append(password)
+        costs.append(hashed[4:7])
         return bcrypt.checkpw(password, hashed)
 
     auth = Authenticator({"alice": bcrypt_hash("wonder").encode()}, check_password=counting)
@@ -299,6 +301,7 @@ def test_bcrypt_runs_once_per_credential_and_never_caches_failures() -> None:
     assert asyncio.run(scenario()) == [True, True, False, False, False, False]
     # one check for the good password, one per wrong attempt, one (dummy) for the unknown user
     assert calls == [b"wonder", b"nope", b"nope", b"wonder"]
+    assert set(costs) == {b"04$"}  # the unknown user costs what a known one does
 
 
 def test_exposure_warning_only_beyond_loopback(tmp_path: Path) -> None:
