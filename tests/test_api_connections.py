@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import socket
@@ -13,6 +14,8 @@ from smicast.api.connections import (
     MAX_DEFAULT_CONNECTIONS,
     ConnectionGuard,
     ConnectionLimits,
+    GuardedProtocol,
+    State,
     descriptor_ceiling,
 )
 from smicast.api.state import ApiState
@@ -246,3 +249,89 @@ def test_guard_under_uvloop() -> None:
         assert all(closed_by_server(h) for h in held[2:])  # the head deadline
         server.publish(make_snapshot())
         assert stream.events(1)[0]["id"] == "1"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeHandler:
+    """Stands in for aiohttp's RequestHandler behind the guard's protocol."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.closed = False
+        self.lost = False
+
+    def connection_made(self, transport: object) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+
+    def eof_received(self) -> None:
+        pass
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+
+    def force_close(self) -> None:
+        self.closed = True
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = b""
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closing = True
+
+
+def connect(guard: ConnectionGuard) -> tuple[GuardedProtocol, FakeHandler, FakeTransport]:
+    handler, transport = FakeHandler(), FakeTransport()
+    conn = GuardedProtocol(guard, handler)  # type: ignore[arg-type]
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return conn, handler, transport
+
+
+def test_a_complete_head_is_a_request_in_hand_before_its_handler_runs() -> None:
+    """On a loop too busy to start handlers in time, a finished head is neither timed out
+    nor evicted: the deadline is for the client's bytes."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        limits = ConnectionLimits(head_timeout_s=10, idle_timeout_s=75, max_connections=2)
+        guard = ConnectionGuard(limits, now=clock)
+        half, half_handler, _ = connect(guard)
+        whole, whole_handler, _ = connect(guard)
+        half.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        whole.data_received(b"GET / HTTP/1.1\r\nHost: x\r")
+        whole.data_received(b"\n\r\n")  # the terminator split across two reads
+        assert whole_handler.received.endswith(b"\r\n\r\n")  # everything reaches aiohttp
+        clock.now += 11
+        guard.expire()
+        assert half_handler.closed and not whole_handler.closed
+        assert guard.counts() == {"fresh": 0, "head": 0, "idle": 0, "busy": 1}
+        _, third_handler, _ = connect(guard)
+        fourth, fourth_handler, fourth_transport = connect(guard)  # at the ceiling
+        assert third_handler.closed and not whole_handler.closed
+        assert fourth.state is State.FRESH and fourth_transport.written == b""
+        fourth.data_received(b"GET /events HTTP/1.1\r\n\r\n")
+        refused, refused_handler, refused_transport = connect(guard)  # everyone is busy
+        assert refused.state is None and refused_transport.closing
+        assert refused_transport.written.startswith(b"HTTP/1.1 503 ")
+        refused.data_received(b"GET / HTTP/1.1\r\n\r\n")
+        assert refused_handler.received == b""  # never reaches aiohttp
+        assert not fourth_handler.closed and guard.closed["rejected"] == 1
+        half.connection_lost(None)  # closed by the guard, still handed back to aiohttp
+        assert half_handler.lost
+
+    asyncio.run(main())

@@ -3,13 +3,14 @@
 Every accepted connection is wrapped in a thin protocol that forwards to aiohttp's
 own and tells the `ConnectionGuard` where the connection stands:
 
-- FRESH: accepted, no complete request yet. Closed when its head deadline (counted
-  from the accept, never extended by a trickle of bytes) passes.
+- FRESH: accepted, no complete request head yet. Closed when its head deadline
+  (counted from the accept, never extended by a trickle of bytes) passes.
 - IDLE: a keep-alive connection between requests. Closed after the idle timeout.
 - HEAD: a keep-alive connection that has started its next request head; it gets a
   new head deadline from its first byte.
-- BUSY: a request is being handled (an SSE stream included). Never timed out here,
-  never evicted.
+- BUSY: a complete head has arrived (seen in the bytes, before aiohttp's handler may
+  get to it) or a request is being handled, an SSE stream included. Never timed out
+  here, never evicted.
 
 At the ceiling a new connection evicts the oldest FRESH one, else the oldest IDLE or
 HEAD one; when every connection is busy the newcomer gets a 503 and is closed. Each
@@ -42,6 +43,7 @@ MIN_CONNECTIONS: Final = 16
 MAX_CONNECTIONS: Final = 1_000_000
 HEAD_TIMEOUT_BOUNDS_S: Final = (1.0, 300.0)
 IDLE_TIMEOUT_BOUNDS_S: Final = (1.0, 3600.0)
+HEAD_END: Final = b"\r\n\r\n"
 _REJECT: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n"
     b"Retry-After: 1\r\n\r\n"
@@ -96,7 +98,7 @@ class State(enum.Enum):
 class GuardedProtocol(asyncio.Protocol):
     """Forwards every event to aiohttp's handler and reports progress to the guard."""
 
-    __slots__ = ("admitted", "guard", "inner", "state", "transport")
+    __slots__ = ("admitted", "guard", "inner", "state", "tail", "transport")
 
     def __init__(self, guard: ConnectionGuard, inner: RequestHandler) -> None:
         self.guard = guard
@@ -104,6 +106,7 @@ class GuardedProtocol(asyncio.Protocol):
         self.admitted = False  # aiohttp's handler has the connection
         self.state: State | None = None  # None: not tracked (refused, closed by the guard)
         self.transport: asyncio.Transport | None = None
+        self.tail = b""  # the last bytes of an unfinished head, for a terminator split in two
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports (TCP, TLS) are Transports in all but their class
@@ -120,7 +123,18 @@ class GuardedProtocol(asyncio.Protocol):
             return
         if self.state is State.IDLE:
             self.guard.move(self, State.HEAD)
+        if self.state is State.FRESH or self.state is State.HEAD:
+            self._look_for_end_of_head(data)
         self.inner.data_received(data)
+
+    def _look_for_end_of_head(self, data: bytes) -> None:
+        # A complete head is a request in hand from now on, even while the loop is too
+        # busy to start its handler: the deadline is for the client, not for us.
+        if HEAD_END in data or HEAD_END in self.tail + data[:3]:
+            self.tail = b""
+            self.guard.move(self, State.BUSY)
+        else:
+            self.tail = (self.tail + data)[-3:]
 
     def eof_received(self) -> None:
         if self.admitted:
@@ -270,6 +284,12 @@ class ConnectionGuard:
 
     def _sweep(self, period: float) -> None:
         self._sweeper = None
+        self.expire()
+        if self.count:
+            self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep, period)
+
+    def expire(self) -> None:
+        """Close every connection whose head deadline or idle timeout has passed."""
         now = self._time()
         for state, waiting in self._waiting.items():
             reason = "idle_timeout" if state is State.IDLE else "head_timeout"
@@ -279,8 +299,6 @@ class ConnectionGuard:
                     break
                 self._drop(conn)
                 self.closed[reason] += 1
-        if self.count:
-            self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep, period)
 
     def close_waiting(self) -> None:
         """Shutdown: connections without a request in hand go at once."""
