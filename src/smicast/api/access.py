@@ -152,7 +152,7 @@ class AccessControl:
             fresh = self._build()
             if (fresh.context is None) != (active.context is None):
                 raise WebConfigError("TLS cannot be switched on or off without a restart")
-        except (WebConfigError, OSError) as exc:
+        except (ValueError, OSError) as exc:  # WebConfigError, and anything ssl raises
             self._refused = keys
             log.warning("web config not reloaded, the previous one stays in force: %s", exc)
             return
@@ -240,10 +240,15 @@ def from_options(web_config: str | None, token_file: str | None) -> AccessContro
     """Access control for `smicast api`'s options, or None when neither is given."""
     if not web_config and not token_file:
         return None
-    return AccessControl(
-        Path(web_config) if web_config else None,
-        Path(token_file) if token_file else None,
-    )
+    try:
+        return AccessControl(
+            Path(web_config) if web_config else None,
+            Path(token_file) if token_file else None,
+        )
+    except WebConfigError:
+        raise
+    except (ValueError, OSError) as exc:  # from ssl, with no key to name
+        raise WebConfigError(f"{web_config or token_file}: {exc}") from exc
 
 
 def env_web_config(environ: os._Environ[str] | dict[str, str] = os.environ) -> str | None:
