@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,13 +17,37 @@ from msgspec import UNSET
 
 from smicast.collect import Collector
 from smicast.include import Section
-from smicast.readers import Item, PartialReadError
+from smicast.readers import GpuProcess, Item, PartialReadError
 from smicast.readers.registry import detect_gpu_readers
 from smicast.readers.setup import DeferredGpuReader, DeferredReader
 from tests.fake_nvml import FakeDevice, FakeNvml
-from tests.fakes import BuggyReader, StaticReader, make_gpu, make_memory
+from tests.fakes import BuggyReader, StaticReader, make_gpu, make_memory, make_process
 
 SHORT_S = 0.05
+
+
+class FakeGpuReader:
+    name = "nvidia"
+    section = Section.GPU
+
+    def read(self) -> Sequence[Item]:
+        return [make_gpu()]
+
+    def read_processes(self) -> Sequence[GpuProcess]:
+        return [GpuProcess(device_id=0, device_uuid="GPU-A100-UUID", pid=4242, used_memory=1)]
+
+
+class StaticProcessesOf:
+    """A process reader that describes every GPU process as `make_process()`."""
+
+    name = "processes"
+    section = Section.PROCESS
+
+    def __init__(self, gpu: DeferredGpuReader) -> None:
+        self._gpu = gpu
+
+    def read(self) -> Sequence[Item]:
+        return [make_process() for _ in self._gpu.read_processes()]
 
 
 class HungInitNvml(FakeNvml):
@@ -79,10 +104,11 @@ def test_a_hung_nvml_init_costs_a_timeout_and_the_gpus_come_back(
     assert hung_nvml.init_calls == 1
 
     hung_nvml.driver_back.set()  # the driver answers: no restart needed
-    for _ in range(100):
+    for _ in range(500):  # until the workers have had their turn
         snap = collector.collect(sections)
         if snap.gpus is not UNSET:
             break
+        time.sleep(0.01)
     assert isinstance(snap.gpus, list)
     assert [g.uuid for g in snap.gpus] == ["GPU-0", "GPU-1"]
     assert snap.errors is UNSET
@@ -121,17 +147,32 @@ def test_a_failed_set_up_is_tried_again() -> None:
     assert collector.collect({Section.MEMORY}).memory == [make_memory()]
 
 
-def test_processes_of_a_gpu_reader_not_set_up_yet_are_an_error_not_an_empty_list() -> None:
+def test_the_process_query_waits_for_the_gpu_set_up_in_progress() -> None:
     gate = threading.Event()
+    builds: list[int] = []
 
-    def build() -> StaticReader:
+    def build() -> FakeGpuReader:
+        builds.append(1)
         gate.wait()
-        return StaticReader(Section.GPU, [make_gpu()])
+        return FakeGpuReader()
 
-    gpu = DeferredGpuReader("nvidia", Section.GPU, build)  # type: ignore[arg-type]
-    with pytest.raises(Exception, match="nvidia: GPU reader not set up yet"):
-        gpu.read_processes()
+    gpu = DeferredGpuReader("nvidia", Section.GPU, build)
+    processes = StaticProcessesOf(gpu)
+    collector = Collector([gpu, processes], timeout_s=SHORT_S, hostname="h")
+    first = collector.collect({Section.GPU, Section.PROCESS})
+    assert isinstance(first.errors, list)
+    assert [(e.section, e.kind) for e in first.errors] == [
+        ("gpu", "timeout"),
+        ("process", "timeout"),
+    ]
     gate.set()
+    for _ in range(500):  # until the workers have had their turn
+        snap = collector.collect({Section.GPU, Section.PROCESS})
+        if snap.errors is UNSET:
+            break
+        time.sleep(0.01)
+    assert snap.gpus == [make_gpu()] and snap.processes == [make_process()]
+    assert builds == [1]  # one set-up, whichever worker came first
 
 
 def test_an_unexpected_exception_is_a_panic_logged_once(caplog: pytest.LogCaptureFixture) -> None:

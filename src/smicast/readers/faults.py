@@ -4,8 +4,8 @@
 the time elapsed since it was built (see `fault_spec` for the grammar):
 
 - `init-hang`: the wrapper's set-up (nvmlInit) blocks while the fault lasts. Set-up
-  runs on the first read; a fault that starts later is a driver reload, so the next
-  read sets up again and blocks.
+  runs on the first call (read or process query; the other waits for it); a fault that
+  starts later is a driver reload, so the next call sets up again and blocks.
 - `read-hang`: reads (and process queries) block until the fault clears.
 - `gpu-lost:N`: device N answers NVML's "GPU is lost"; the read reports the others
   and raises `PartialReadError` naming the lost one; its processes disappear.
@@ -22,6 +22,7 @@ Time comes in through `monotonic` and `sleep`, so tests run every scenario insta
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -29,7 +30,7 @@ from typing import Final
 import msgspec
 
 from smicast.include import Section
-from smicast.readers import GpuProcess, GpuReader, PartialReadError, ReadError
+from smicast.readers import GpuProcess, GpuReader, PartialReadError
 from smicast.readers.fault_spec import FaultSpec
 from smicast.readers.simulated import PID_MAX
 from smicast.schema import GPU_METRIC_UNAVAILABLE, GpuInfo
@@ -106,6 +107,7 @@ class FaultyGpuReader:
         self._sleep = sleep
         self._started = monotonic()
         self._set_up_at: float | None = None  # elapsed seconds at the last set-up
+        self._setting_up = threading.Lock()
         self._reads = 0
 
     @property
@@ -127,15 +129,16 @@ class FaultyGpuReader:
                 self._sleep(min(left, HANG_POLL_S))
 
     def _set_up(self) -> None:
-        now = self._elapsed()
-        last = self._set_up_at
-        if last is not None and not any(
-            f.scenario == "init-hang" and last < f.start_s <= now for f in self._faults
-        ):
-            return
-        self._set_up_at = None  # a driver reload: nothing is known until set-up returns
-        self._hang_while("init-hang")
-        self._set_up_at = self._elapsed()
+        with self._setting_up:
+            now = self._elapsed()
+            last = self._set_up_at
+            if last is not None and not any(
+                f.scenario == "init-hang" and last < f.start_s <= now for f in self._faults
+            ):
+                return
+            self._set_up_at = None  # a driver reload: nothing is known until set-up returns
+            self._hang_while("init-hang")
+            self._set_up_at = self._elapsed()
 
     def _lost(self) -> set[int]:
         return {f.device for f in self._active("gpu-lost") if f.device is not None}
@@ -165,8 +168,7 @@ class FaultyGpuReader:
         raise PartialReadError(f"{self.name}: {names}: {GPU_IS_LOST}", kept)
 
     def read_processes(self) -> list[GpuProcess]:
-        if not self.ready:
-            raise ReadError(f"{self.name}: NVML is not initialized")
+        self._set_up()
         self._hang_while("read-hang")
         lost = self._lost()
         procs = [p for p in self._inner.read_processes() if p.device_id not in lost]

@@ -12,15 +12,20 @@ reader it built, without a restart.
 amdgpu card): the reader is then `absent` and the collector stops calling it.
 An exception leaves it unbuilt and is reported like a failed read; the next
 read tries `build` again.
+
+A GPU reader is also asked for its processes, from the process reader's worker. That
+call waits for a set-up in progress (under the process reader's own timeout) rather
+than answer before the GPUs are known: on the first frame both run at once.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from smicast.include import Section
-from smicast.readers import GpuProcess, GpuReader, Item, Reader, ReadError
+from smicast.readers import GpuProcess, GpuReader, Item, Reader
 
 R = TypeVar("R", bound=Reader)
 
@@ -32,6 +37,7 @@ class DeferredReader(Generic[R]):
         self._build = build
         self._reader: R | None = None
         self.absent = False  # set once `build` has said the hardware is not here
+        self._building = threading.Lock()
 
     @property
     def reader(self) -> R | None:
@@ -44,27 +50,26 @@ class DeferredReader(Generic[R]):
         reader = self._reader
         return self.absent or (reader is not None and bool(getattr(reader, "ready", True)))
 
-    def read(self) -> Sequence[Item]:
+    def _set_up(self) -> R | None:
         reader = self._reader
-        if reader is None:
-            if self.absent:
-                return []
-            reader = self._build()
-            if reader is None:
-                self.absent = True
-                return []
-            self._reader = reader
-        return reader.read()
+        if reader is not None or self.absent:
+            return reader
+        with self._building:
+            if self._reader is None and not self.absent:
+                built = self._build()
+                if built is None:
+                    self.absent = True
+                self._reader = built
+            return self._reader
+
+    def read(self) -> Sequence[Item]:
+        reader = self._set_up()
+        return [] if reader is None else reader.read()
 
 
 class DeferredGpuReader(DeferredReader[GpuReader]):
     """A GPU reader set up on first read; its processes are known once it is set up."""
 
     def read_processes(self) -> Sequence[GpuProcess]:
-        reader = self._reader
-        if reader is not None:
-            return reader.read_processes()
-        if self.absent:
-            return []
-        # Saying "no processes" here would be a guess; the GPU reader's own entry says why.
-        raise ReadError(f"{self.name}: GPU reader not set up yet")
+        reader = self._set_up()
+        return [] if reader is None else reader.read_processes()
