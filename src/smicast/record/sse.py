@@ -8,13 +8,19 @@ dropped whole and counted, never buffered past the bound.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Final
 
 from smicast.record.format import MAX_LINE_BYTES
 
-_EOL: Final = re.compile(rb"\r\n|\r|\n")
+
+def _find_eol(buf: bytearray, at: int) -> tuple[int, int] | None:
+    """(start, end) of the first CRLF, LF or CR from `at`; memchr scans, not a regex
+    (a 30 KB frame line costs microseconds instead of milliseconds)."""
+    lf = buf.find(b"\n", at)
+    cr = buf.find(b"\r", at, lf if lf >= 0 else len(buf))
+    if cr >= 0:
+        return cr, cr + 2 if cr + 1 == lf else cr + 1
+    return (lf, lf + 1) if lf >= 0 else None
 
 
 @dataclass(frozen=True)
@@ -49,11 +55,12 @@ class SseParser:
                 del buf[:3]
         events: list[SseEvent] = []
         pos = 0
-        while (m := _EOL.search(buf, max(pos, self._scan))) is not None:
-            if m.group() == b"\r" and m.end() == len(buf):
+        while (eol := _find_eol(buf, max(pos, self._scan))) is not None:
+            start, end = eol
+            if end == len(buf) and end == start + 1 and buf[start] == 0x0D:
                 break  # a CR at the end may be the first half of a CRLF
-            line = bytes(buf[pos : m.start()])
-            pos = m.end()
+            line = bytes(buf[pos:start])
+            pos = end
             if self._skip_line:
                 self._skip_line = False
             else:
