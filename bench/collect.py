@@ -125,7 +125,7 @@ def readers_for(label: str) -> tuple[list[Reader], frozenset[Section]]:
         wrapped = RealPidGpus(gpu)
         readers = [
             wrapped,
-            *(ProcessReader([wrapped]) if isinstance(r, ProcessReader) else r for r in readers[1:]),
+            *(ProcessReader([wrapped]) if r.section is Section.PROCESS else r for r in readers[1:]),
         ]
     return readers, ALL_SECTIONS
 
