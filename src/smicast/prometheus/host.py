@@ -33,7 +33,9 @@ CPU_FAMILIES: Final = (
     Family("all_smi_cpu_p_core_utilization", "Apple Silicon P-core utilization percentage"),
     Family("all_smi_cpu_e_core_utilization", "Apple Silicon E-core utilization percentage"),
     Family("all_smi_cpu_ane_ops_per_second", "Apple Neural Engine operations per second"),
-    Family("all_smi_cpu_s_cluster_frequency_mhz", "Apple Silicon S-cluster (Super) frequency in MHz"),
+    Family(
+        "all_smi_cpu_s_cluster_frequency_mhz", "Apple Silicon S-cluster (Super) frequency in MHz"
+    ),
     Family("all_smi_cpu_p_cluster_frequency_mhz", "Apple Silicon P-cluster frequency in MHz"),
     Family("all_smi_cpu_e_cluster_frequency_mhz", "Apple Silicon E-cluster frequency in MHz"),
     Family("all_smi_cpu_core_utilization", "Per-core CPU utilization percentage"),
