@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from smicast.cli import main
 from smicast.include import Section
 from smicast.readers import PartialReadError, ReadError
 from smicast.readers.fault_spec import (
@@ -157,12 +158,15 @@ def test_a_later_init_hang_is_a_driver_reload() -> None:
 def test_init_hang_without_duration_never_ends() -> None:
     reader, time = faulty("init-hang")
 
-    def stop_after_a_day(seconds: float) -> None:
-        time.now_s += seconds
-        if time.now_s > 86_400:
+    naps: list[float] = []
+
+    def give_up_after_a_while(seconds: float) -> None:
+        naps.append(seconds)
+        time.now_s += 3600.0  # an hour a nap: still hung
+        if len(naps) == 100:
             raise TimeoutError("still hung")
 
-    reader._sleep = stop_after_a_day
+    reader._sleep = give_up_after_a_while
     with pytest.raises(TimeoutError):
         reader.read()
     assert not reader.ready
@@ -274,3 +278,28 @@ def test_every_scenario_is_covered_here() -> None:
         "proc-hidden",
         "exception",
     }
+
+
+@pytest.mark.parametrize("command", ["snapshot", "record", "api"])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--simulate", "nvidia:2", "--fault", "melt"], "invalid --fault 'melt'"),
+        (["--fault", "churn"], "--fault needs --simulate"),
+        (["--simulate", "nvidia:2", "--fault", "gpu-lost:2"], "--simulate has devices 0..1"),
+    ],
+)
+def test_every_command_refuses_a_bad_fault_with_one_line(
+    command: str,
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    extra = ["-o", str(tmp_path / "t.ndjson")] if command == "record" else []
+    with pytest.raises(SystemExit) as caught:
+        main([command, *extra, *argv])
+    assert caught.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0]
+    assert not (tmp_path / "t.ndjson").exists()
