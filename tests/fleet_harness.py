@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -106,7 +107,7 @@ class Agent:
 class AppAgent:
     """Any aiohttp application on 127.0.0.1 (a /metrics-only agent, a hostile one)."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
         self._thread = _LoopThread()
         with socket.socket() as s:
@@ -118,7 +119,7 @@ class AppAgent:
                 app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
             )
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            await web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=ssl_context).start()
             return runner
 
         self._runner = self._thread.run(begin())

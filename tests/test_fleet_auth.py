@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from smicast.encode import snapshot_json
-from smicast.fleet.auth import AuthError, load_token
+from smicast.fleet.auth import AuthError, load_token, ssl_context
 from smicast.fleet.client import ClientOptions
 from smicast.fleet.hosts import parse_host
 from smicast.fleet.source import FleetSource
@@ -106,3 +106,34 @@ def test_token_sources_in_order(tmp_path: Path) -> None:
     assert "two words" not in str(info.value)
     with pytest.raises(AuthError, match="No such file"):
         load_token(tmp_path / "missing", {})
+
+
+def test_https_agents_are_verified_against_cacert(tmp_path: Path) -> None:
+    import ssl
+
+    from tests.tls_material import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(pki.cert, pki.key)
+    seen: list[str | None] = []
+    agent = AppAgent(guarded_agent(seen), ssl_context=server_ctx)
+    try:
+        spec = parse_host(f"https://localhost:{agent.port}")
+        trusted = FleetSource(
+            [spec], ClientOptions(token=TOKEN, ssl_context=ssl_context(pki.ca), max_backoff_s=0.2)
+        )
+        untrusted = FleetSource([spec], ClientOptions(token=TOKEN, max_backoff_s=0.2))
+
+        async def scenario() -> None:
+            async with Feeder(trusted) as feed:
+                await feed.until(lambda: trusted.links[spec.label].frames >= 2)
+            async with Feeder(untrusted) as feed:
+                link = untrusted.links[spec.label]
+                await feed.until(lambda: link.error is not None)
+                assert link.frames == 0 and "certificate" in link.error.lower()  # type: ignore[union-attr]
+
+        asyncio.run(scenario())
+    finally:
+        agent.stop()
+    assert spec.label == f"https://localhost:{agent.port}"
