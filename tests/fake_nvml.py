@@ -4,11 +4,13 @@ Same function names and arguments as nvidia-ml-py, the same error hierarchy
 (`NVMLError` and `NVMLError_NotSupported`... whose `value` is the NVML code),
 plus what tests need: per-call counters, calls made to fail, a failing nvmlInit,
 and old-release behaviour (strings as bytes, functions missing).
+test_fake_nvml_conformance.py holds all of this to the installed nvidia-ml-py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from ctypes import c_uint
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -24,6 +26,20 @@ NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_ERROR_GPU_IS_LOST = 15
 NVML_ERROR_UNKNOWN = 999
+
+# pynvml's texts for these codes; any other code reads "NVML Error with code N" without a driver.
+_ERROR_TEXT = {
+    NVML_ERROR_UNINITIALIZED: "Uninitialized",
+    NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
+    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
+    NVML_ERROR_NOT_FOUND: "Not Found",
+    NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
+    NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    NVML_ERROR_FUNCTION_NOT_FOUND: "Function Not Found",
+    NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+    NVML_ERROR_UNKNOWN: "Unknown Error",
+}
 
 
 class NVMLError(Exception):
@@ -42,7 +58,7 @@ class NVMLError(Exception):
         super().__init__(self.value)
 
     def __str__(self) -> str:
-        return f"NVML error {self.value}"
+        return _ERROR_TEXT.get(self.value, f"NVML Error with code {self.value}")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -159,7 +175,7 @@ class FakeNvml:
     NVMLError_FunctionNotFound = NVMLError_FunctionNotFound
     NVMLError_GpuIsLost = NVMLError_GpuIsLost
 
-    NVML_NVLINK_MAX_LINKS = 18
+    NVML_NVLINK_MAX_LINKS = 36  # nvidia-ml-py 13; 12.x releases said 18
     nvmlMemory_v2 = 0x02000028
     NVML_TEMPERATURE_GPU = 0
     NVML_CLOCK_GRAPHICS = 0
@@ -252,8 +268,8 @@ class FakeNvml:
     def nvmlDeviceGetBrand(self, handle: FakeHandle) -> int:
         return int(self._known(self._enter("nvmlDeviceGetBrand", handle).brand))
 
-    def nvmlDeviceGetArchitecture(self, handle: FakeHandle) -> int:
-        return int(self._known(self._enter("nvmlDeviceGetArchitecture", handle).architecture))
+    def nvmlDeviceGetArchitecture(self, device: FakeHandle) -> int:
+        return int(self._known(self._enter("nvmlDeviceGetArchitecture", device).architecture))
 
     def nvmlDeviceGetVbiosVersion(self, handle: FakeHandle) -> str | bytes:
         return self._str(self._known(self._enter("nvmlDeviceGetVbiosVersion", handle).vbios))
@@ -262,13 +278,13 @@ class FakeNvml:
         device = self._enter("nvmlDeviceGetTemperatureThreshold", handle)
         return self._known(device.thresholds.get(threshold))
 
-    def nvmlDeviceGetMaxCustomerBoostClock(self, handle: FakeHandle, clock: int) -> int:
+    def nvmlDeviceGetMaxCustomerBoostClock(self, handle: FakeHandle, type: int) -> int:
         device = self._enter("nvmlDeviceGetMaxCustomerBoostClock", handle)
-        return self._known(device.max_boost_clocks.get(clock))
+        return self._known(device.max_boost_clocks.get(type))
 
-    def nvmlDeviceGetMaxClockInfo(self, handle: FakeHandle, clock: int) -> int:
+    def nvmlDeviceGetMaxClockInfo(self, handle: FakeHandle, type: int) -> int:
         device = self._enter("nvmlDeviceGetMaxClockInfo", handle)
-        return self._known(device.max_boost_clocks.get(clock))
+        return self._known(device.max_boost_clocks.get(type))
 
     def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: FakeHandle) -> int:
         device = self._enter("nvmlDeviceGetPowerManagementDefaultLimit", handle)
@@ -288,13 +304,25 @@ class FakeNvml:
     def nvmlDeviceGetNumaNodeId(self, handle: FakeHandle) -> int:
         return self._known(self._enter("nvmlDeviceGetNumaNodeId", handle).numa_node)
 
-    def nvmlDeviceGetGspFirmwareMode(self, handle: FakeHandle) -> list[int]:
+    def nvmlDeviceGetGspFirmwareMode(
+        self,
+        handle: FakeHandle,
+        isEnabled: Any = c_uint(),  # noqa: B008 -- pynvml's out-parameter defaults
+        defaultMode: Any = c_uint(),  # noqa: B008
+    ) -> list[int]:
+        # The out-parameters are there for pynvml's signature only; the answer is the list
+        # pynvml returns when they are left out (filling the shared defaults would race).
         return list(self._known(self._enter("nvmlDeviceGetGspFirmwareMode", handle).gsp_mode))
 
-    def nvmlDeviceGetGspFirmwareVersion(self, handle: FakeHandle) -> bytes:
-        # pynvml returns the raw char buffer here, bytes even in current releases.
+    def nvmlDeviceGetGspFirmwareVersion(self, handle: FakeHandle, version: Any = None) -> Any:
+        # pynvml returns the raw char buffer here, bytes even in current releases;
+        # a buffer passed as `version` is filled instead, and the answer is NVML_SUCCESS.
         device = self._enter("nvmlDeviceGetGspFirmwareVersion", handle)
-        return self._known(device.gsp_version).encode()
+        text = self._known(device.gsp_version).encode()
+        if version is None:
+            return text
+        version.value = text
+        return NVML_SUCCESS
 
     def nvmlDeviceGetComputeMode(self, handle: FakeHandle) -> int:
         return self._known(self._enter("nvmlDeviceGetComputeMode", handle).compute_mode)
@@ -302,8 +330,8 @@ class FakeNvml:
     def nvmlDeviceGetEccMode(self, handle: FakeHandle) -> list[int]:
         return list(self._known(self._enter("nvmlDeviceGetEccMode", handle).ecc))
 
-    def nvmlDeviceGetMigMode(self, handle: FakeHandle) -> list[int]:
-        return list(self._known(self._enter("nvmlDeviceGetMigMode", handle).mig))
+    def nvmlDeviceGetMigMode(self, device: FakeHandle) -> list[int]:
+        return list(self._known(self._enter("nvmlDeviceGetMigMode", device).mig))
 
     # -- per read ------------------------------------------------------------------------
 
@@ -339,9 +367,9 @@ class FakeNvml:
     def nvmlDeviceGetPowerUsage(self, handle: FakeHandle) -> int:
         return self._known(self._enter("nvmlDeviceGetPowerUsage", handle).power_mw)
 
-    def nvmlDeviceGetClockInfo(self, handle: FakeHandle, clock: int) -> int:
+    def nvmlDeviceGetClockInfo(self, handle: FakeHandle, type: int) -> int:
         device = self._enter("nvmlDeviceGetClockInfo", handle)
-        if clock != self.NVML_CLOCK_GRAPHICS:
+        if type != self.NVML_CLOCK_GRAPHICS:
             raise NVMLError_NotSupported()
         return self._known(device.graphics_clock_mhz)
 
@@ -372,9 +400,8 @@ class FakeNvml:
     def nvmlDeviceGetCurrPcieLinkWidth(self, handle: FakeHandle) -> int:
         return self._known(self._enter("nvmlDeviceGetCurrPcieLinkWidth", handle).pcie_width)
 
-    def nvmlDeviceGetNvLinkState(self, handle: FakeHandle, link: int) -> int:
-        device = self._enter("nvmlDeviceGetNvLinkState", handle)
-        links = self._known(device.nvlinks)
+    def nvmlDeviceGetNvLinkState(self, device: FakeHandle, link: int) -> int:
+        links = self._known(self._enter("nvmlDeviceGetNvLinkState", device).nvlinks)
         if link not in links:
             raise NVMLError_InvalidArgument()
         return links[link][0]
@@ -396,11 +423,17 @@ class FakeNvml:
     def nvmlDeviceGetComputeRunningProcesses_v3(self, handle: FakeHandle) -> list[SimpleNamespace]:
         return self.running_processes("nvmlDeviceGetComputeRunningProcesses_v3", handle)
 
+    def nvmlDeviceGetComputeRunningProcesses_v2(self, handle: FakeHandle) -> list[SimpleNamespace]:
+        return self.running_processes("nvmlDeviceGetComputeRunningProcesses_v2", handle)
+
     def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeHandle) -> list[SimpleNamespace]:
         return self.running_processes("nvmlDeviceGetComputeRunningProcesses", handle)
 
     def nvmlDeviceGetGraphicsRunningProcesses_v3(self, handle: FakeHandle) -> list[SimpleNamespace]:
         return self.running_processes("nvmlDeviceGetGraphicsRunningProcesses_v3", handle)
+
+    def nvmlDeviceGetGraphicsRunningProcesses_v2(self, handle: FakeHandle) -> list[SimpleNamespace]:
+        return self.running_processes("nvmlDeviceGetGraphicsRunningProcesses_v2", handle)
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle: FakeHandle) -> list[SimpleNamespace]:
         return self.running_processes("nvmlDeviceGetGraphicsRunningProcesses", handle)
@@ -415,7 +448,12 @@ class FakeNvml:
             raise NVMLError_NotFound()
         return [
             SimpleNamespace(
-                pid=s.pid, timeStamp=s.time_stamp_us, smUtil=s.sm_util, memUtil=0, encUtil=0
+                pid=s.pid,
+                timeStamp=s.time_stamp_us,
+                smUtil=s.sm_util,
+                memUtil=0,
+                encUtil=0,
+                decUtil=0,
             )
             for s in samples
         ]
