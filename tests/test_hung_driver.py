@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from smicast.record.reader import iter_frames
+from tests.api_harness import SseReader
 
 REPO = Path(__file__).resolve().parent.parent
 STANDIN = '''"""pynvml stand-in: nvmlInit() blocks for STANDIN_NVML_INIT_S seconds, then FakeNvml."""
@@ -231,6 +232,18 @@ def test_api_listens_at_once_and_reports_the_hung_reader(
     assert "all_smi_memory_total_bytes" in text
     status, body = unix_get(sock, "/snapshot")
     frame = json.loads(body)
+    assert frame["memory"] and gpu_errors(frame)[0]["kind"] == "timeout"
+
+    events = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    events.settimeout(10)
+    events.connect(str(sock))
+    events.sendall(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    sse = SseReader(events)
+    try:
+        assert sse.status == 200
+        frame = json.loads(sse.events(1)[0]["data"])
+    finally:
+        sse.close()
     assert frame["memory"] and gpu_errors(frame)[0]["kind"] == "timeout"
 
 
