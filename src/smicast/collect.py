@@ -229,16 +229,16 @@ class Collector:
         if isinstance(exc, ReadError | OSError):
             cls._fail(slot, "error", f"{name}: {exc}", errors)
             return
-        kind = type(exc).__qualname__
-        if kind not in slot.logged_bugs and len(slot.logged_bugs) < MAX_LOGGED_BUG_TYPES:
-            slot.logged_bugs.add(kind)
+        bug = type(exc).__qualname__
+        if bug not in slot.logged_bugs and len(slot.logged_bugs) < MAX_LOGGED_BUG_TYPES:
+            slot.logged_bugs.add(bug)
             log.error(
                 "reader %s raised %s, a bug (reported as kind panic; logged once)",
                 name,
-                kind,
+                bug,
                 exc_info=exc,
             )
-        cls._fail(slot, "panic", f"{name}: unexpected {kind}: {exc}", errors)
+        cls._fail(slot, "panic", f"{name}: unexpected {bug}: {exc}", errors)
 
     @staticmethod
     def _fail(slot: _Slot, kind: str, message: str, errors: list[ReaderError]) -> None:
