@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/record.py
 	$(BIN)/python bench/scrape.py
 	$(BIN)/python bench/sse_fanout.py --subscribers 10000
+	$(BIN)/python bench/hung_driver.py
 
 clean:
 	rm -rf $(VENV) build dist
