@@ -309,6 +309,35 @@ def test_what_the_package_asks_for_exists_in_pynvml_and_the_fake(name: str) -> N
     assert hasattr(_rich_fake(), name), f"{where}: FakeNvml has no {name}"
 
 
+def _overrides_in_tests() -> Iterator[tuple[str, ast.FunctionDef, str]]:
+    """`nvml*` methods of the FakeNvml subclasses that single tests define."""
+    tests = Path(__file__).resolve().parent
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            if not any(isinstance(b, ast.Name) and b.id == "FakeNvml" for b in node.bases):
+                continue
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and re.fullmatch(r"nvml[A-Z]\w*", item.name):
+                    yield item.name, item, f"{path.name}:{item.lineno}"
+
+
+@pytest.mark.parametrize(
+    ("name", "function", "where"),
+    list(_overrides_in_tests()),
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_fake_subclasses_in_tests_keep_pynvml_parameters(
+    name: str, function: ast.FunctionDef, where: str
+) -> None:
+    arguments = function.args
+    names = [a.arg for a in [*arguments.posonlyargs, *arguments.args][1:]]
+    real = _real_signature(name).parameters.values()
+    assert names == [p.name for p in real], where
+    assert len(arguments.defaults) == sum(p.default is not p.empty for p in real), where
+
+
 # -- the reader's hard-coded NVML values (nvml.h ABI) -------------------------------------
 
 
