@@ -155,3 +155,11 @@ def test_simulate_wins_over_no_gpu() -> None:
     # --simulate is an explicit request; the switch only turns detection off.
     readers = build_readers(frozenset({Section.GPU}), simulate=SimulateSpec("gaudi", 2))
     assert [type(r) for r in readers] == [SimulatedReader]
+
+
+def test_building_the_readers_sets_none_of_them_up() -> None:
+    # Constructors read /proc, /sys and DMI; they run on the first read, under the timeout.
+    readers = build_readers(ALL_SECTIONS, simulate=SimulateSpec("nvidia", 2))
+    deferred = [r for r in readers if isinstance(r, DeferredReader)]
+    assert [r.section for r in deferred] == [s for s in Section if s is not Section.GPU]
+    assert all(r.reader is None and not r.ready for r in deferred)
