@@ -74,8 +74,8 @@ def _attention(row: HostRow) -> tuple[int, int, float, str]:
     return (row.state == "live", -row.alert, -(row.util_pct or 0.0), row.key)
 
 
-def totals_line(fleet: FleetView, rows: list[HostRow]) -> Text:
-    t = fleet.totals(rows)
+def totals_line(fleet: FleetView, rows: list[HostRow], now_s: float) -> Text:
+    t = fleet.totals(rows, now_s)
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(f"{t.hosts} hosts ", style="bold")
     for state in ("live", "stale", "connecting", "reconnecting", "offline"):
@@ -138,7 +138,10 @@ def cluster_panel(
     legend.append("n/a", style="dim")
     room = max(5, height - grid_lines - 6)
     return Group(
-        totals_line(fleet, rows), legend, gpu_grid(cells, grid_w), host_table(rows, width, room)
+        totals_line(fleet, rows, now_s),
+        legend,
+        gpu_grid(cells, grid_w),
+        host_table(rows, width, room),
     )
 
 

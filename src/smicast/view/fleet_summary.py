@@ -13,7 +13,7 @@ recent (two of its intervals) and `stale` after.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from smicast.energy.meter import EnergyMeter, Scope
@@ -71,6 +71,11 @@ class FleetView:
         self.selected: str | None = None
         self.energy = EnergyMeter()
         self._metered: dict[str, int] = {}  # frames of each host already integrated
+        self._energy_j = 0.0
+        self._energy_at: float | None = None
+        # Per host, what its latest frame says (rows and grid cells), keyed by its frame count:
+        # a redraw of 1,000 hosts recomputes only the hosts that sent something.
+        self._frame_cache: dict[str, tuple[int, HostRow, list[float | None]]] = {}
 
     # -- input ------------------------------------------------------------------
     def meter(self) -> None:
@@ -127,41 +132,48 @@ class FleetView:
         age = host.age_s(wall_s)
         return (HostState.LIVE.value if age is not None and age < 10 else "stale"), "replay"
 
-    def row(self, host: HostView, now_s: float, wall_s: float) -> HostRow:
-        state, transport = self.state(host, now_s, wall_s)
+    def _frame_facts(self, host: HostView) -> tuple[HostRow, list[float | None]]:
+        cached = self._frame_cache.get(host.key)
+        if cached is not None and cached[0] == host.frames:
+            return cached[1], cached[2]
         gpus = host.gpu_list()
-        utils = [u for g in gpus if (u := reading(g.info.utilization)) is not None]
+        cells = [reading(g.info.utilization) for g in gpus]
+        utils = [u for u in cells if u is not None]
         powers = [p for g in gpus if (p := reading(g.info.power_consumption)) is not None]
-        levels = host.alert_levels().values()
-        link = self.links.get(host.key)
-        return HostRow(
+        row = HostRow(
             key=host.key,
             hostname=host.hostname,
-            state=state,
-            transport=transport,
+            state="",
+            transport="",
             gpus=len(gpus),
             util_pct=sum(utils) / len(utils) if utils else None,
             mem_used=sum(g.info.used_memory for g in gpus),
             mem_total=sum(g.info.total_memory for g in gpus),
             power_w=sum(powers) if powers else None,
-            alert=max(levels, default=Level.OK),
+            alert=max(host.alert_levels().values(), default=Level.OK),
+            error=None,
+        )
+        self._frame_cache[host.key] = (host.frames, row, cells)
+        return row, cells
+
+    def row(self, host: HostView, now_s: float, wall_s: float) -> HostRow:
+        state, transport = self.state(host, now_s, wall_s)
+        link = self.links.get(host.key)
+        facts, _ = self._frame_facts(host)
+        return replace(
+            facts,
+            state=state,
+            transport=transport,
             error=(link.error if link is not None else None) or host.source_error,
         )
 
-    def totals(self, rows: list[HostRow]) -> Totals:
-        self.meter()
+    def totals(self, rows: list[HostRow], now_s: float) -> Totals:
         states: dict[str, int] = {}
         for r in rows:
             states[r.state] = states.get(r.state, 0) + 1
         weighted = [(r.util_pct, r.gpus) for r in rows if r.util_pct is not None]
         gpu_count = sum(n for _, n in weighted)
-        keys = {r.key for r in rows}
-        hostnames = {r.hostname for r in rows}
-        energy = sum(
-            row.session_j
-            for row in self.energy.rows()
-            if row.key.scope is Scope.GPU and (row.key.host in hostnames or row.key.host in keys)
-        )
+        energy = self._energy(rows, now_s)
         return Totals(
             hosts=len(rows),
             states=states,
@@ -173,9 +185,22 @@ class FleetView:
             energy_j=energy,
         )
 
+    def _energy(self, rows: list[HostRow], now_s: float) -> float:
+        """GPU energy of the listed hosts since the viewer started; summed once a second."""
+        if self._energy_at is None or now_s - self._energy_at >= 1.0 or now_s < self._energy_at:
+            self.meter()
+            hostnames = {r.hostname for r in rows}
+            self._energy_j = sum(
+                row.session_j
+                for row in self.energy.rows()
+                if row.key.scope is Scope.GPU and row.key.host in hostnames
+            )
+            self._energy_at = now_s
+        return self._energy_j
+
     def gpu_cells(self) -> list[float | None]:
         """Every filtered GPU's utilization, host by host: the grid."""
-        return [reading(g.info.utilization) for h in self.hosts() for g in h.gpu_list()]
+        return [cell for h in self.hosts() for cell in self._frame_facts(h)[1]]
 
     # -- users and alerts -------------------------------------------------------
     def users(self) -> list[UserRow]:
