@@ -53,6 +53,7 @@ CONNECT_TIMEOUT_S: Final = 5.0
 HEARTBEAT_S: Final = 5  # asked of the agent: a silent socket for 3 of these is dead
 MIN_BACKOFF_S: Final = 0.5
 MAX_BACKOFF_S: Final = 10.0
+FAST_REFUSED_RETRIES: Final = 20  # then a host that keeps refusing backs off like any other
 _READ_BYTES: Final = 64 << 10
 INCLUDE: Final = "gpu,cpu,memory,chassis,process"
 
@@ -148,13 +149,13 @@ class HostClient:
 
         After a clean end, the agent's `retry:`. While nothing listens on the agent's
         address (refused: the machine is up, the agent is restarting), the shortest
-        backoff: a refusal costs one round trip, and reconnecting before the new
+        backoff for the first FAST_REFUSED_RETRIES tries: a refusal costs one round trip, and reconnecting before the new
         process has published more than the catch-up it sends back keeps every frame.
         Other failures (timeouts, errors) back off exponentially.
         """
         opts = self.options
         base = self._retry_s if self._retry_s is not None else opts.min_backoff_s
-        if self._process_gone:
+        if self._process_gone and self._failures <= FAST_REFUSED_RETRIES:
             base = opts.min_backoff_s
         elif self._failures > 1:
             base = max(base, opts.min_backoff_s * 2 ** min(self._failures - 1, 16))
