@@ -6,6 +6,7 @@ option types); file and socket paths that cannot work are named as the user gave
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,17 @@ def run(argv: Sequence[str]) -> int:
         return main(list(argv))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+
+
+def run_bounded(argv: Sequence[str], timeout_s: float = 60.0) -> int:
+    """`run()` in a daemon thread: a regression (a server that starts, a replay that
+    sleeps for years) fails the test instead of hanging the suite."""
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(run(argv)), daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    assert result, f"{argv[0]} did not return within {timeout_s} s"
+    return result[0]
 
 
 def error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -102,7 +114,7 @@ def test_replay_across_a_far_future_timestamp_warns_once_and_finishes(
     from tests.test_replay_pacing import trace
 
     path = trace(tmp_path / "t.ndjson", [0, 1, "9999-12-31T23:59:59Z"])
-    assert run(["replay", str(path), "--speed", "10000"]) == 0
+    assert run_bounded(["replay", str(path), "--speed", "10000"]) == 0
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     assert len(captured.out.splitlines()) == 3
@@ -128,7 +140,7 @@ def test_api_socket_paths_that_cannot_work(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "regular-file").write_text("")
     argv = ["api", "--port", "0", "--socket", socket_path, "--state-dir", str(tmp_path / "st")]
-    assert run(argv) == 1
+    assert run_bounded(argv) == 1
     line = error_line(capsys)
     assert line.startswith(f"smicast api: error: unix:{socket_path}: ")
     assert message in line
