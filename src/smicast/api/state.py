@@ -88,7 +88,7 @@ class ApiState:
         return self._fresh
 
     async def _collect_and_publish(self) -> Frame:
-        from smicast.api.loop import in_daemon_thread
+        from smicast.pacing import in_daemon_thread
 
         collector = self.collector
         if collector is None:

@@ -13,11 +13,11 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-from smicast.api.loop import sleep_until
 from smicast.fleet.link import HostState
 from smicast.fleet.source import FleetSource
 from smicast.fleet.trace import fleet_frame
 from smicast.include import Section
+from smicast.pacing import sleep_until
 from smicast.record.progress import Progress
 from smicast.record.writer import TraceWriter
 from smicast.schema import Snapshot

@@ -54,16 +54,50 @@ TabFactory = Callable[["ViewerApp"], TabPane]
 
 
 class Panel(Widget):
-    """One panel: renders whatever `draw(width)` returns."""
+    """One panel: renders what `draw(width)` returns.
+
+    `update()` draws the content and says whether it changed, so an unchanged panel
+    is not repainted. For a Text (every panel of this app) the panel sets its own
+    height from the line count, and only when that changes: with `height: auto`
+    Textual renders the content once more on every refresh just to measure it.
+    Other renderables keep `height: auto`.
+    """
 
     def __init__(self, draw: Callable[[int], RenderableType], *, id: str, title: str = "") -> None:
         super().__init__(id=id, classes="panel" if title else "")
         self._draw = draw
+        self._chrome = 1 if title else 0  # the title border above the content
+        self._lines = -1
+        self._content: RenderableType | None = None
+        self._width = -1
+        self.sized = True  # False: the height follows the content (a layout refresh redraws)
         if title:
             self.border_title = title
 
+    def update(self) -> bool:
+        """Draw the content again; True when it differs from what is on the screen."""
+        width = self.content_size.width or self.app.size.width
+        content = self._draw(width)
+        changed = not (
+            isinstance(content, Text) and width == self._width and content == self._content
+        )
+        self._content, self._width = content, width
+        if not isinstance(content, Text):
+            if self.sized:
+                self.sized = False
+                self.styles.height = "auto"
+        else:
+            lines = content.plain.count("\n") + 1
+            if lines != self._lines:
+                self._lines = lines
+                self.styles.height = lines + self._chrome
+        return changed
+
     def render(self) -> RenderableType:
-        return self._draw(self.content_size.width or self.app.size.width)
+        if self._content is None or self._width != (self.content_size.width or self.app.size.width):
+            self.update()
+        assert self._content is not None
+        return self._content
 
 
 class ProcessPanel(Panel):
@@ -192,20 +226,21 @@ class ViewerApp(App[int]):
         self.run_worker(self._consume(), name="frames", exclusive=True)
         self.set_interval(1.0, self._tick)
 
-    def _draw_host(self, width: int) -> RenderableType:
+    def _draw_host(self, width: int) -> Text:
         return render.host_bar(self.host(), self.source.label, self._clock(), width)
 
-    def _draw_replay(self, width: int) -> RenderableType:
+    def _draw_replay(self, width: int) -> Text:
         source = self.source
         return render.replay_bar(source.status() if isinstance(source, ReplaySource) else None)
 
-    def _draw_processes(self, width: int) -> RenderableType:
+    def _draw_processes(self, width: int) -> Text:
         host = self.host()
         procs = host.processes if host else []
         rows = self.procs.rows(procs)
-        return process_table(self.procs, rows, len(procs), width)
+        # no more rows than the terminal has lines: the rest are a sort or a filter away
+        return process_table(self.procs, rows, len(procs), width, max_rows=self.size.height)
 
-    def _draw_status(self, width: int) -> RenderableType:
+    def _draw_status(self, width: int) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append_text(self.status_message)
         if self.status_message:
@@ -235,18 +270,24 @@ class ViewerApp(App[int]):
         self._draw_pending = False
         self._last_draw = self._monotonic()
         for panel in self.query(Panel):
-            if panel.display:
-                panel.refresh(layout=True)
+            if panel.display and panel.update():
+                panel.refresh(layout=not panel.sized)
+
+    def repaint(self, panel_id: str) -> None:
+        """Draw one panel again now (a key that changes only it)."""
+        panel = self.query_one(f"#{panel_id}", Panel)
+        if panel.update():
+            panel.refresh(layout=not panel.sized)
 
     def _tick(self) -> None:
         host = self.host()
         age = host.age_s(self._clock()) if host else None
         if age is None or age >= STALE_AFTER_S:
-            self.query_one("#host-bar").refresh()
+            self.repaint("host-bar")
 
     def say(self, message: str, style: str = "") -> None:
         self.status_message = inert(message, style=style)
-        self.query_one("#status-bar").refresh()
+        self.repaint("status-bar")
 
     # ---------------------------------------------------------------- actions
 
@@ -265,8 +306,10 @@ class ViewerApp(App[int]):
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
 
     def action_toggle_panel(self, name: str) -> None:
-        panel = self.query_one(f"#{name}")
+        panel = self.query_one(f"#{name}", Panel)
         panel.display = not panel.display
+        if panel.display:
+            panel.update()  # it was not drawn while hidden
         self.say(f"{name} panel {'shown' if panel.display else 'hidden'}")
 
     def action_next_sort(self) -> None:
@@ -333,7 +376,7 @@ class ViewerApp(App[int]):
             self.say("replay keys work with --replay", "yellow")
             return
         getattr(source, method)(*args)
-        self.query_one("#replay-bar").refresh()
+        self.repaint("replay-bar")
 
     def action_goto(self) -> None:
         if not isinstance(self.source, ReplaySource):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Final
 
 from msgspec import UNSET
@@ -54,13 +55,16 @@ class SourceEvent:
 class Ring:
     """The last `size` readings of one series; None marks a missing reading."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_values", "drawn", "pushes")
 
     def __init__(self, size: int = HISTORY_SAMPLES) -> None:
         self._values: deque[float | None] = deque(maxlen=size)
+        self.pushes = 0  # readings ever pushed: what a drawing of the ring is valid for
+        self.drawn: tuple[object, object] | None = None  # a view's cached drawing of it
 
     def push(self, value: float | None) -> None:
         self._values.append(value)
+        self.pushes += 1
 
     def last(self, n: int) -> list[float | None]:
         if n <= 0:
@@ -68,7 +72,7 @@ class Ring:
         values = self._values
         if n >= len(values):
             return list(values)
-        return [values[i] for i in range(len(values) - n, len(values))]
+        return list(islice(values, len(values) - n, None))
 
     def latest(self) -> float | None:
         return self._values[-1] if self._values else None
@@ -78,6 +82,7 @@ class Ring:
 
     def clear(self) -> None:
         self._values.clear()
+        self.pushes += 1
 
 
 def reading(value: float | None, *, missing_below: float = 0.0) -> float | None:
@@ -100,10 +105,19 @@ class GpuView:
     memory: Ring = field(default_factory=Ring)
     temperature: Ring = field(default_factory=Ring)
     power: Ring = field(default_factory=Ring)
+    _throttle: tuple[int, list[str]] | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
         return f"GPU{self.index} {self.info.name}"
+
+    @property
+    def throttle_keys(self) -> list[str]:
+        """The `detail` keys that report throttling (looked up again when the keys change)."""
+        keys = self.info.detail.keys()
+        if self._throttle is None or self._throttle[0] != len(keys):
+            self._throttle = (len(keys), [k for k in keys if "throttl" in k.lower()])
+        return self._throttle[1]
 
     def push(self, info: GpuInfo) -> None:
         self.info = info

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from rich.cells import cell_len
+from rich.cells import set_cell_size as rich_set_cell_size
 from rich.text import Text
 
 from smicast.schema import ProcessInfo
@@ -113,48 +115,67 @@ def column_at(x: int, width: int) -> str | None:
 HEADER_LINE: Final = 1  # the title is line 0
 
 
-def _cell(text: Text | str, cells: int, justify: str) -> Text:
-    t = text if isinstance(text, Text) else Text(text)
-    t.truncate(cells, overflow="ellipsis")
+def fit(text: str, cells: int, justify: str = "left") -> str:
+    """`text` cut (with an ellipsis) or padded to exactly `cells` terminal cells."""
+    if text.isascii():
+        if len(text) > cells:
+            text = text[: cells - 1] + "…"
+        return text.rjust(cells) if justify == "right" else text.ljust(cells)
+    return set_cell_size(text if cell_len(text) <= cells else _cut(text, cells), cells, justify)
+
+
+def _cut(text: str, cells: int) -> str:
+    return set_cell_size(text, cells - 1) + "…"
+
+
+def set_cell_size(text: str, cells: int, justify: str = "left") -> str:
+    fitted = rich_set_cell_size(text, cells)
     if justify == "right":
-        t.pad_left(cells - t.cell_len)
-    else:
-        t.pad_right(cells - t.cell_len)
-    return t
+        stripped = fitted.rstrip(" ")
+        return " " * (cells - cell_len(stripped)) + stripped
+    return fitted
 
 
-def process_table(view: ProcessView, rows: Sequence[ProcessInfo], total: int, width: int) -> Text:
-    """Title, header and one line per process, as one Text (one renderable, cheap to draw)."""
+def process_table(
+    view: ProcessView, rows: Sequence[ProcessInfo], total: int, width: int, max_rows: int = 0
+) -> Text:
+    """Title, header and one line per process (at most `max_rows` when set), as one Text.
+
+    Lines are built as strings with one style span each: a table of a hundred
+    processes is redrawn every frame, and Text segments per cell cost several times more.
+    """
     widths = column_widths(width)
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(f"GPU processes {len(rows)}/{total}", style="bold")
     if view.filter_text:
         out.append("  filter: ")
         out.append_text(inert(view.filter_text, style="yellow"))
-    out.append("\n")
     arrow = "▼" if view.descending else "▲"
-    for i, (column, cells) in enumerate(zip(COLUMNS, widths, strict=True)):
-        title = column.title + (arrow if column.key == view.sort_key else "")
-        if i:
-            out.append(" ", style="reverse")
-        out.append_text(_cell(Text(title, style="bold reverse"), cells, column.justify))
-    for p in rows:
-        out.append("\n")
+    header = " ".join(
+        fit(c.title + (arrow if c.key == view.sort_key else ""), n, c.justify)
+        for c, n in zip(COLUMNS, widths, strict=True)
+    )
+    out.append("\n")
+    out.append(header, style="bold reverse")
+    shown = rows if max_rows <= 0 else rows[:max_rows]
+    w_pid, w_user, w_gpu, w_mem, w_cpu, w_cmd = widths
+    for p in shown:
         cpu = "" if p.cpu_percent is None else f"{p.cpu_percent:.1f}"
-        values: tuple[Text | str, ...] = (
-            str(p.pid),
-            inert(p.user, limit=64),
-            str(p.device_id),
-            f"{p.used_memory / (1 << 20):.0f}M",
-            cpu,
-            inert(p.command or p.process_name, limit=max(16, widths[-1] + 1)),
+        line = " ".join(
+            (
+                fit(str(p.pid), w_pid, "right"),
+                fit(clean(p.user, 64), w_user),
+                fit(str(p.device_id), w_gpu, "right"),
+                fit(f"{p.used_memory / (1 << 20):.0f}M", w_mem, "right"),
+                fit(cpu, w_cpu, "right"),
+                fit(clean(p.command or p.process_name, w_cmd + 1), w_cmd),
+            )
         )
-        line = Text(style="reverse" if p.pid == view.selected_pid else "")
-        for i, (column, value, n) in enumerate(zip(COLUMNS, values, widths, strict=True)):
-            if i:
-                line.append(" ")
-            line.append_text(_cell(value, n, column.justify))
-        out.append_text(line)
+        out.append("\n")
+        out.append(line, style="reverse" if p.pid == view.selected_pid else None)
+    if len(shown) < len(rows):
+        out.append("\n")
+        out.append(f"... {len(rows) - len(shown)} more (sort or filter with /)", style="dim")
     if not rows:
         out.append("\n")
         out.append(

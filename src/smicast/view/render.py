@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
+from rich.text import Span, Text
 
 from smicast.record.format import format_clock
 from smicast.view.alerts import Level
 from smicast.view.model import GpuView, HostView, Ring
+from smicast.view.processes import fit
 from smicast.view.replay import ReplayStatus
-from smicast.view.text import inert
+from smicast.view.text import clean, inert
 
 COMPACT_ABOVE_GPUS: Final = 8
 SPARK_WINDOW_SAMPLES: Final = 300  # 5 minutes at 1 s; more at faster intervals are bucketed
@@ -34,18 +33,55 @@ def level_style(value: float | None, warn: float, crit: float) -> str:
     return "red" if value >= crit else "yellow" if value >= warn else "green"
 
 
+class LineBuilder:
+    """A Text built from (string, style) pieces in one go: far cheaper than Text.append per cell."""
+
+    __slots__ = ("_parts", "_pos", "_spans")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._spans: list[Span] = []
+        self._pos = 0
+
+    def add(self, piece: str, style: str = "") -> None:
+        if style and piece:
+            self._spans.append(Span(self._pos, self._pos + len(piece), style))
+        self._parts.append(piece)
+        self._pos += len(piece)
+
+    def add_text(self, text: Text) -> None:
+        base = self._pos
+        if text.style:
+            self._spans.append(Span(base, base + len(text.plain), text.style))
+        self._spans.extend(Span(base + sp.start, base + sp.end, sp.style) for sp in text.spans)
+        self._parts.append(text.plain)
+        self._pos += len(text.plain)
+
+    def add_bar(self, value: float | None, width: int, warn: float = 70, crit: float = 90) -> None:
+        """A bar of `width` cells for a 0..100 value; eighths of a cell for the fraction."""
+        width = max(1, width)
+        if value is None:
+            self.add("·" * width, "dim")
+            return
+        filled = max(0.0, min(100.0, value)) * width / 100
+        whole = int(filled)
+        part = int((filled - whole) * 8)
+        body = "█" * whole + (" ▏▎▍▌▋▊▉"[part] if whole < width and part else "")
+        self.add(body, level_style(value, warn, crit))
+        self.add("·" * (width - len(body)), "dim")
+
+    @property
+    def cells(self) -> int:
+        return self._pos  # every piece here is one cell a character
+
+    def text(self) -> Text:
+        return Text("".join(self._parts), spans=self._spans, no_wrap=True, overflow="ellipsis")
+
+
 def bar(value: float | None, width: int, *, warn: float = 70, crit: float = 90) -> Text:
-    """A bar of `width` cells for a 0..100 value; eighths of a cell for the fractional part."""
-    width = max(1, width)
-    if value is None:
-        return Text("·" * width, style="dim")
-    filled = max(0.0, min(100.0, value)) * width / 100
-    whole = int(filled)
-    part = int((filled - whole) * 8)
-    body = "█" * whole + (" ▏▎▍▌▋▊▉"[part] if whole < width and part else "")
-    text = Text(body, style=level_style(value, warn, crit))
-    text.append("·" * (width - len(body)), style="dim")
-    return text
+    line = LineBuilder()
+    line.add_bar(value, width, warn, crit)
+    return line.text()
 
 
 def sparkline(ring: Ring, width: int, *, top: float = 100.0, style: str = "cyan") -> Text:
@@ -56,18 +92,25 @@ def sparkline(ring: Ring, width: int, *, top: float = 100.0, style: str = "cyan"
     """
     if width <= 0:
         return Text()
+    key = (ring.pushes, width, top, style)
+    if ring.drawn is not None and ring.drawn[0] == key:
+        return ring.drawn[1].copy()  # type: ignore[attr-defined,no-any-return]
+    text = _sparkline(ring, width, top, style)
+    ring.drawn = (key, text)
+    return text.copy()
+
+
+def _sparkline(ring: Ring, width: int, top: float, style: str) -> Text:
     window = max(SPARK_WINDOW_SAMPLES, width)
-    values = ring.last(window)
-    values = [*([None] * (window - len(values))), *values]
+    recent = ring.last(window)
+    values = [-1.0] * (window - len(recent)) + [-1.0 if v is None else v for v in recent]
     step = window / width
-    top = top or 1.0
+    scale = 8 / (top or 1.0)
+    sparks = _SPARKS
     chars = []
     for i in range(width):
-        bucket = [v for v in values[int(i * step) : int((i + 1) * step)] if v is not None]
-        if not bucket:
-            chars.append(" ")
-        else:
-            chars.append(_SPARKS[min(8, max(1, round(max(0.0, max(bucket)) / top * 8)))])
+        peak = max(values[int(i * step) : int((i + 1) * step)] or (-1.0,))
+        chars.append(" " if peak < 0 else sparks[min(8, max(1, round(peak * scale)))])
     return Text("".join(chars), style=style)
 
 
@@ -88,7 +131,7 @@ def fmt_age(age_s: float | None) -> str:
 # ---------------------------------------------------------------- host bar
 
 
-def host_bar(host: HostView | None, source_label: str, now_s: float, width: int) -> RenderableType:
+def host_bar(host: HostView | None, source_label: str, now_s: float, width: int) -> Text:
     line = Text(no_wrap=True, overflow="ellipsis")
     if host is None:
         line.append("waiting for the first frame from ", style="dim")
@@ -118,7 +161,7 @@ def host_bar(host: HostView | None, source_label: str, now_s: float, width: int)
     if host.source_error:
         error = Text("  ! ", style="bold red")
         error.append_text(inert(host.source_error, style="red"))
-        return Group(line, error)
+        return _lines([line, error])
     return line
 
 
@@ -133,8 +176,9 @@ def _notes(gpu: GpuView, level: Level, errors: Sequence[str]) -> Text:
     slowdown = info.temperature_threshold_slowdown
     if slowdown and info.temperature >= slowdown:
         notes.append(" THROTTLE", style="bold red")
-    for key, value in info.detail.items():
-        if "throttl" in key.lower() and value not in ("", "0", "None", "none", "0x0"):
+    for key in gpu.throttle_keys:
+        value = info.detail.get(key, "")
+        if value not in ("", "0", "None", "none", "0x0"):
             notes.append(" ")
             notes.append_text(inert(f"{key}={value}", style="yellow", limit=40))
     for message in errors:
@@ -213,45 +257,64 @@ def _gpu_row(gpu: GpuView, level: Level, errors: Sequence[str], width: int) -> T
         gpu.power.latest(),
     )
     cells = 6 if width < 90 else 10
-    row = Text(no_wrap=True, overflow="ellipsis")
-    row.append(f"{gpu.index:>3} ", style="bold")
-    row.append_text(inert(info.name.removeprefix("NVIDIA "), limit=14 if width < 90 else 22))
-    row.pad_right(max(0, (18 if width < 90 else 26) - row.cell_len))
-    row.append_text(bar(util, cells))
-    row.append(f"{fmt_num(util, '%'):>5} ")
-    row.append_text(bar(mem, cells, warn=80, crit=95))
-    row.append(f"{fmt_num(mem, '%'):>5} ")
-    row.append(f"{fmt_num(temp, '°C'):>5}", style=level_style(temp, 80, 90))
-    row.append(f"{fmt_num(power, 'W'):>6} ")
-    row.append(f"{_pstate(info.performance_state, info.detail):<3}", style="dim")
+    row = LineBuilder()
+    row.add(f"{gpu.index:>3} ", "bold")
+    name_cells = 14 if width < 90 else 22
+    name = fit(clean(info.name.removeprefix("NVIDIA "), name_cells), name_cells)
+    row.add(name + " " * ((18 if width < 90 else 26) - 4 - name_cells))
+    row.add_bar(util, cells)
+    row.add(f"{fmt_num(util, '%'):>5} ")
+    row.add_bar(mem, cells, 80, 95)
+    row.add(f"{fmt_num(mem, '%'):>5} ")
+    row.add(f"{fmt_num(temp, '°C'):>5}", level_style(temp, 80, 90))
+    row.add(f"{fmt_num(power, 'W'):>6} ")
+    row.add(f"{_pstate(info.performance_state, info.detail):<3}", "dim")
     notes = _notes(gpu, level, errors)
-    spark = width - row.cell_len - notes.cell_len - 2
+    spark = width - row.cells - notes.cell_len - 2
     if spark >= 6:
-        row.append(" ")
-        row.append_text(sparkline(gpu.util, min(spark, 60), style="green"))
-    row.append_text(notes)
-    return row
+        row.add(" ")
+        row.add_text(sparkline(gpu.util, min(spark, 60), style="green"))
+    row.add_text(notes)
+    return row.text()
 
 
 def _columns(
     items: Sequence[list[Text]], width: int, min_col: int, *, down_first: bool = False
-) -> RenderableType:
-    """Items in as many columns as fit; across then down, or down each column first."""
+) -> Text:
+    """Items in as many columns as fit; across then down, or down each column first.
+
+    Lines are joined side by side by hand: a Rich table measures every cell on every
+    draw, which costs more than drawing the GPUs themselves.
+    """
     n = max(1, min(len(items), width // min_col))
     if n == 1:
-        return Group(*[line for item in items for line in item])
-    grid = Table.grid(expand=True, padding=(0, 1))
-    for _ in range(n):
-        grid.add_column(ratio=1, overflow="ellipsis", no_wrap=True)
+        return _lines([line for item in items for line in item])
+    col = (width - (n - 1)) // n
     rows = -(-len(items) // n)
-    blank = [Text()]
+    out: list[Text] = []
     for r in range(rows):
         picks = [r + c * rows if down_first else r * n + c for c in range(n)]
-        grid.add_row(*[Group(*(items[i] if i < len(items) else blank)) for i in picks])
-    return grid
+        chosen = [items[i] for i in picks if i < len(items)]
+        for k in range(max(len(item) for item in chosen)):
+            line = Text(no_wrap=True, overflow="ellipsis")
+            for c, item in enumerate(chosen):
+                part = item[k].copy() if k < len(item) else Text()
+                if c < len(chosen) - 1:
+                    part.truncate(col, overflow="ellipsis", pad=True)
+                    part.append(" ")
+                line.append_text(part)
+            out.append(line)
+    return _lines(out)
 
 
-def gpu_panel(host: HostView | None, width: int, height: int = 50) -> RenderableType:
+def _lines(lines: list[Text]) -> Text:
+    """One Text of many lines: drawn in one pass, where a Group draws each line apart."""
+    joined = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
+    joined.no_wrap, joined.overflow = True, "ellipsis"
+    return joined
+
+
+def gpu_panel(host: HostView | None, width: int, height: int = 50) -> Text:
     """GPU blocks (up to 8) or compact rows; `height` is the terminal's: a short one gets
     two-line blocks, without the temperature and power sparklines."""
     if host is None or not host.gpus:
@@ -280,20 +343,20 @@ def gpu_panel(host: HostView | None, width: int, height: int = 50) -> Renderable
 # ---------------------------------------------------------------- CPU cores
 
 
-def cpu_panel(host: HostView | None, width: int) -> RenderableType:
+def cpu_panel(host: HostView | None, width: int) -> Text:
     cores = [c for cpu in (host.cpus if host else []) for c in cpu.per_core_utilization]
     if not cores:
         return Text("no per-core CPU readings", style="dim")
     cell = 17  # " 123 ▇▇▇▇▇▇ 100% "
     per_line = max(1, width // cell)
-    text = Text(no_wrap=True)
+    text = LineBuilder()
     for i, core in enumerate(cores):
         util = core.utilization
-        text.append(f"{core.core_id:>4} ", style="dim")
-        text.append_text(bar(util, 6))
-        text.append(f"{fmt_num(util, '%'):>5}")
-        text.append("\n" if (i + 1) % per_line == 0 and i + 1 < len(cores) else " ")
-    return text
+        text.add(f"{core.core_id:>4} ", "dim")
+        text.add_bar(util, 6)
+        text.add(f"{fmt_num(util, '%'):>5}")
+        text.add("\n" if (i + 1) % per_line == 0 and i + 1 < len(cores) else " ")
+    return text.text()
 
 
 def replay_bar(status: ReplayStatus | None) -> Text:
@@ -310,7 +373,7 @@ def replay_bar(status: ReplayStatus | None) -> Text:
     )
 
 
-def events_panel(host: HostView | None, width: int, max_lines: int = 12) -> RenderableType:
+def events_panel(host: HostView | None, width: int, max_lines: int = 12) -> Text:
     """The frame's reader errors, then active alerts, then the latest alert transitions."""
     lines: list[Text] = []
     for err in host.errors if host else []:
@@ -332,4 +395,4 @@ def events_panel(host: HostView | None, width: int, max_lines: int = 12) -> Rend
         return Text("no reader errors, no alerts", style="dim")
     for line in lines:
         line.no_wrap, line.overflow = True, "ellipsis"
-    return Group(*lines[:max_lines])
+    return _lines(lines[:max_lines])

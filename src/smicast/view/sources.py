@@ -15,9 +15,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol, runtime_checkable
 
-from smicast.api.loop import in_daemon_thread, sleep_until
 from smicast.collect import Collector
 from smicast.include import Section
+from smicast.pacing import in_daemon_thread, sleep_until
 from smicast.record.source_sse import SourceError, SourceUrl, sse_frames
 from smicast.view.model import SourceEvent
 
