@@ -16,7 +16,8 @@ a second when something changed, as the app does. It prints:
 - first complete view: seconds from the viewer's start until every host has a frame;
 - viewer CPU: this process's CPU time over --window seconds of steady state, as % of
   one core, and per host-update (a frame received and applied);
-- frame to screen p99: from an agent publishing a frame to the render that shows it;
+- frame to screen p99: from an agent publishing a frame to the render that shows it, and
+  (in viewer) from the viewer applying it to that render;
 - frames received vs sent in the window (sent counted by the agents), and lost (seq gaps
   and `lag` events);
 - kill/restart (first fleet only): host 0's server is stopped: seconds until its tile is
@@ -202,17 +203,21 @@ async def watch(
     model = ViewModel()
     fleet = FleetView(model, source.links)
     sent_at: list[float] = []  # publish times of frames applied since the last render
-    latencies: list[float] = []
+    applied_at: list[float] = []  # when the viewer applied them
+    latencies: list[float] = []  # publish -> screen
+    local: list[float] = []  # applied -> screen: the viewer's own share
     console = Console(file=io.StringIO(), width=200, height=60, color_system="truecolor")
     dirty = asyncio.Event()
 
     async def consume() -> None:
         async for event in source.events():
-            model.apply(event, time.time())
+            now = time.time()
+            model.apply(event, now)
             if event.snapshot is not None:
                 sent = timestamp_epoch(event.snapshot.timestamp)
                 if sent is not None:
                     sent_at.append(sent)
+                    applied_at.append(now)
                 dirty.set()
 
     async def screen() -> None:
@@ -224,7 +229,9 @@ async def watch(
                 console.print(cluster_panel(fleet, time.monotonic(), time.time(), 200, 60))
             shown = time.time()
             latencies.extend(shown - s for s in sent_at)
+            local.extend(shown - a for a in applied_at)
             sent_at.clear()
+            applied_at.clear()
             await asyncio.sleep(0.1)  # at most 10 redraws a second, as the app
 
     tasks = [asyncio.create_task(consume()), asyncio.create_task(screen())]
@@ -238,6 +245,7 @@ async def watch(
         shown = sum(1 for link in links if link.frames)
         await asyncio.sleep(2 * interval_s)  # settle
         latencies.clear()
+        local.clear()
         frames0 = sum(link.frames for link in links)
         lost0 = sum(link.lost for link in links)
         sent0 = sum((await agents.ask("count"))["sent"])
@@ -251,6 +259,7 @@ async def watch(
             "cpu_pct": cpu / wall * 100,
             "cpu_us_per_update": cpu / max(1, updates) * 1e6,
             "p99_s": percentile(sorted(latencies), 99) if latencies else float("nan"),
+            "p99_local_s": percentile(sorted(local), 99) if local else float("nan"),
             "received": updates,
             "sent": sent,
             "lost": sum(link.lost for link in links) - lost0,
@@ -306,7 +315,7 @@ def main() -> None:
           f"render {'off' if args.no_render else 'on'}; {os.cpu_count()} CPUs (shared)")  # fmt: skip
     header = (
         f"{'fleet':<12} {'via':<8} {'first view':>10} {'viewer CPU':>10} {'CPU/update':>11}"
-        f" {'p99 to screen':>13} {'received/sent':>14} {'lost':>5}"
+        f" {'p99 to screen':>13} {'(in viewer)':>11} {'received/sent':>14} {'lost':>5}"
     )
     print(header)
     for index, spec in enumerate(args.fleets.split(",")):
@@ -333,7 +342,7 @@ def main() -> None:
             print(
                 f"{count}x{interval:g}s".ljust(12) + f" {transport:<8} {first:>10}"
                 f" {median(runs, 'cpu_pct'):>9.1f}% {median(runs, 'cpu_us_per_update'):>9.0f}us"
-                f" {median(runs, 'p99_s'):>12.3f}s"
+                f" {median(runs, 'p99_s'):>12.3f}s {median(runs, 'p99_local_s'):>10.3f}s"
                 f" {median(runs, 'received'):>7.0f}/{median(runs, 'sent'):<6.0f} {median(runs, 'lost'):>5.0f}",
                 flush=True,
             )
