@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,3 +207,29 @@ def test_a_hung_mount_costs_only_its_own_row(tmp_path: Path) -> None:
         threading.Event().wait(0.01)
     assert [s.mount_point for s in items] == ["/", "/data", "/stuck", "/zeta"]
     assert statvfs.asked.count("/stuck") == 2
+
+
+def test_workers_end_with_their_mount_and_their_reader(tmp_path: Path) -> None:
+    sizes = Vfs(f_blocks=100, f_bavail=50)
+    root = write_table(tmp_path, "22 1 8:2 / / rw - ext4 /dev/sda2 rw\n")
+    reader = StorageReader(root, statvfs=FakeStatvfs({"/": sizes}), hostname="h")
+
+    def workers() -> int:
+        return sum(t.name == "smicast-statvfs" for t in threading.enumerate())
+
+    gc.collect()  # earlier tests' readers: their threads end first
+    for _ in range(500):
+        before = workers()
+        threading.Event().wait(0.02)
+        if workers() == before:
+            break
+    for _ in range(5):
+        assert [s.mount_point for s in reader.read()] == ["/"]
+    assert workers() == before + 1  # one thread per mount, reused by every read
+    del reader
+    gc.collect()
+    for _ in range(500):
+        if workers() == before:
+            break
+        threading.Event().wait(0.01)
+    assert workers() == before

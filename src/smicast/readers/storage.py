@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,22 +165,46 @@ def _wire_text(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-class _StatvfsCall:
-    """One statvfs in a daemon thread: a call that never returns holds only its thread."""
+class _MountWorker:
+    """A daemon thread that runs statvfs for one mount point when asked, one call at a
+    time: a call that never returns holds only this thread, and only this mount's row."""
 
     def __init__(self, statvfs: Callable[[str], StatvfsResult], path: str) -> None:
-        self.done = threading.Event()
+        self.done = threading.Event()  # set while idle
+        self.done.set()
         self.result: StatvfsResult | None = None
         self._statvfs, self._path = statvfs, path
+        self._wake = threading.Event()
+        self._stopping = False
         threading.Thread(target=self._run, name="smicast-statvfs", daemon=True).start()
 
+    def start(self) -> None:
+        self.result = None
+        self.done.clear()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Exit when idle (or when the call in progress returns)."""
+        self._stopping = True
+        self._wake.set()
+
     def _run(self) -> None:
-        try:
-            self.result = self._statvfs(self._path)
-        except OSError:  # unmounted since, or not ours to look at
-            pass
-        finally:
-            self.done.set()
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                self.result = self._statvfs(self._path)
+            except OSError:  # unmounted since, or not ours to look at
+                self.result = None
+            finally:
+                self.done.set()
+
+
+def _stop_all(workers: dict[str, _MountWorker]) -> None:
+    for worker in workers.values():
+        worker.stop()
 
 
 class StorageReader:
@@ -197,8 +222,9 @@ class StorageReader:
         self._mountinfo = procfs / "self" / "mountinfo"
         self._statvfs = statvfs
         self._statvfs_timeout_s = statvfs_timeout_s
-        # mount point -> a statvfs that outlived its read; not asked again until it returns
-        self._hung: dict[str, _StatvfsCall] = {}
+        # mount point -> its worker; one still busy from an earlier read is not asked again
+        self._workers: dict[str, _MountWorker] = {}
+        weakref.finalize(self, _stop_all, self._workers)  # idle threads end with the reader
         self._host = hostname or default_hostname()
         self._last_table = b""
         self._mounts: list[Mount] = []
@@ -211,18 +237,12 @@ class StorageReader:
         if table != self._last_table:  # the mount table rarely changes: filter it once
             self._mounts = select_mounts(parse_mountinfo(table.decode("utf-8", "surrogateescape")))
             self._last_table = table
-        self._hung = {p: c for p, c in self._hung.items() if not c.done.is_set()}
-        calls = [
-            (mount, _StatvfsCall(self._statvfs, mount.mount_point))
-            for mount in self._mounts
-            if mount.mount_point not in self._hung
-        ]
+        calls = self._start_calls()
         deadline = time.monotonic() + self._statvfs_timeout_s
         items: list[StorageInfo] = []
         for mount, call in calls:
             if not call.done.wait(max(0.0, deadline - time.monotonic())):
-                self._hung[mount.mount_point] = call
-                continue
+                continue  # hung: this row is left out until the call returns
             st = call.result
             if st is None or st.f_blocks == 0:
                 continue
@@ -237,3 +257,19 @@ class StorageReader:
                 )
             )
         return items
+
+    def _start_calls(self) -> list[tuple[Mount, _MountWorker]]:
+        shown = {mount.mount_point for mount in self._mounts}
+        for point in [p for p in self._workers if p not in shown]:
+            self._workers.pop(point).stop()  # unmounted: its thread ends
+        started: list[tuple[Mount, _MountWorker]] = []
+        for mount in self._mounts:
+            worker = self._workers.get(mount.mount_point)
+            if worker is None:
+                worker = self._workers[mount.mount_point] = _MountWorker(
+                    self._statvfs, mount.mount_point
+                )
+            if worker.done.is_set():  # a call still running is skipped, not queued again
+                worker.start()
+                started.append((mount, worker))
+        return started
