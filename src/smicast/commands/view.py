@@ -148,9 +148,6 @@ def run(args: argparse.Namespace) -> int:
         parser.error(f"--interval must be at least 0.5 s, got {args.interval:g}")
     if not 0.25 <= args.speed <= 8:
         parser.error(f"--speed must be between 0.25 and 8, got {args.speed:g}")
-    if not (sys.stdout.isatty() and sys.stdin.isatty()):
-        print(f"{PROG}: error: needs a terminal (stdin and stdout)", file=sys.stderr)
-        return 1
     from smicast.record.reader import TraceError
     from smicast.view.alerts import AlertConfig
     from smicast.view.app import THEMES
@@ -161,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         source = _source(args)
     except (TraceError, _Fail) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        print(f"{PROG}: error: needs a terminal (stdin and stdout)", file=sys.stderr)
         return 1
     model = ViewModel(AlertConfig.from_options(args.alert_temp, args.alert_util_low_mins))
     theme = THEMES[0] if args.theme == "dark" else THEMES[1]
