@@ -292,11 +292,13 @@ class ViewerApp(App[int]):
     # ---------------------------------------------------------------- actions
 
     def key_descriptions(self) -> list[tuple[str, str]]:
+        """Every key of this app, its subclasses' (fleet) included, in declaration order."""
         rows = []
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            keys = ", ".join(_key_label(k) for k in binding.key.split(","))
-            rows.append((keys, binding.description))
+        for cls in reversed(type(self).__mro__):
+            for binding in cls.__dict__.get("BINDINGS", []) if issubclass(cls, ViewerApp) else []:
+                assert isinstance(binding, Binding)
+                keys = ", ".join(_key_label(k) for k in binding.key.split(","))
+                rows.append((keys, binding.description))
         return rows
 
     def action_help(self) -> None:
