@@ -12,6 +12,7 @@ import pytest
 
 from smicast.api.connections import (
     MAX_DEFAULT_CONNECTIONS,
+    MAX_EARLY_BYTES,
     ConnectionGuard,
     ConnectionLimits,
     GuardedProtocol,
@@ -152,7 +153,8 @@ def test_ceiling_evicts_the_oldest_half_open_first_never_an_sse_stream() -> None
         assert guard_of(server).closed["evicted"] == 4
         web_server = server._server.web_server
         assert web_server is not None
-        server.wait_for(lambda: len(web_server.connections) == 6)  # 2 streams, 4 newer
+        # aiohttp holds the two streams only: half-open connections never reach it
+        server.wait_for(lambda: len(web_server.connections) == 2)
         server.publish(make_snapshot())
         for stream in streams:
             assert stream.events(1)[0]["id"] == "1"
@@ -297,32 +299,34 @@ class FakeTransport:
 
 def connect(guard: ConnectionGuard) -> tuple[GuardedProtocol, FakeHandler, FakeTransport]:
     handler, transport = FakeHandler(), FakeTransport()
-    conn = GuardedProtocol(guard, handler)  # type: ignore[arg-type]
+    conn = GuardedProtocol(guard, lambda: handler)  # type: ignore[arg-type,return-value]
     conn.connection_made(transport)  # type: ignore[arg-type]
     return conn, handler, transport
 
 
 def test_a_complete_head_is_a_request_in_hand_before_its_handler_runs() -> None:
-    """On a loop too busy to start handlers in time, a finished head is neither timed out
-    nor evicted: the deadline is for the client's bytes."""
+    """A half-open connection never reaches aiohttp; a finished head does, and is neither
+    timed out nor evicted while the loop is too busy to start its handler."""
 
     async def main() -> None:
         clock = FakeClock()
         limits = ConnectionLimits(head_timeout_s=10, idle_timeout_s=75, max_connections=2)
         guard = ConnectionGuard(limits, now=clock)
-        half, half_handler, _ = connect(guard)
+        half, half_handler, half_transport = connect(guard)
         whole, whole_handler, _ = connect(guard)
         half.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")
         whole.data_received(b"GET / HTTP/1.1\r\nHost: x\r")
+        assert whole_handler.received == b""  # held back until the head is complete
         whole.data_received(b"\n\r\n")  # the terminator split across two reads
-        assert whole_handler.received.endswith(b"\r\n\r\n")  # everything reaches aiohttp
+        assert whole_handler.received == b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
         clock.now += 11
         guard.expire()
-        assert half_handler.closed and not whole_handler.closed
+        assert half_transport.closing and half_handler.received == b""
+        assert not whole_handler.closed
         assert guard.counts() == {"fresh": 0, "head": 0, "idle": 0, "busy": 1}
-        _, third_handler, _ = connect(guard)
+        _, _, third_transport = connect(guard)
         fourth, fourth_handler, fourth_transport = connect(guard)  # at the ceiling
-        assert third_handler.closed and not whole_handler.closed
+        assert third_transport.closing and not whole_handler.closed
         assert fourth.state is State.FRESH and fourth_transport.written == b""
         fourth.data_received(b"GET /events HTTP/1.1\r\n\r\n")
         refused, refused_handler, refused_transport = connect(guard)  # everyone is busy
@@ -331,7 +335,18 @@ def test_a_complete_head_is_a_request_in_hand_before_its_handler_runs() -> None:
         refused.data_received(b"GET / HTTP/1.1\r\n\r\n")
         assert refused_handler.received == b""  # never reaches aiohttp
         assert not fourth_handler.closed and guard.closed["rejected"] == 1
-        half.connection_lost(None)  # closed by the guard, still handed back to aiohttp
-        assert half_handler.lost
+        whole.connection_lost(None)
+        assert whole_handler.lost and guard.counts()["busy"] == 1
+
+    asyncio.run(main())
+
+
+def test_an_endless_head_is_handed_to_aiohttp_to_refuse() -> None:
+    async def main() -> None:
+        guard = ConnectionGuard(ConnectionLimits(max_connections=16))
+        conn, handler, _ = connect(guard)
+        for _ in range(MAX_EARLY_BYTES // 1000 + 1):
+            conn.data_received(b"X-Junk: " + b"a" * 990 + b"\r\n")
+        assert len(handler.received) > MAX_EARLY_BYTES  # aiohttp's limits answer it (431)
 
     asyncio.run(main())

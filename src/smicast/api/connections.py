@@ -44,6 +44,7 @@ MAX_CONNECTIONS: Final = 1_000_000
 HEAD_TIMEOUT_BOUNDS_S: Final = (1.0, 300.0)
 IDLE_TIMEOUT_BOUNDS_S: Final = (1.0, 3600.0)
 HEAD_END: Final = b"\r\n\r\n"
+MAX_EARLY_BYTES: Final = 16 * 1024  # held before aiohttp sees them; its own limits apply after
 _REJECT: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n"
     b"Retry-After: 1\r\n\r\n"
@@ -96,17 +97,24 @@ class State(enum.Enum):
 
 
 class GuardedProtocol(asyncio.Protocol):
-    """Forwards every event to aiohttp's handler and reports progress to the guard."""
+    """One connection: holds its bytes until the first request head is complete, then
+    hands the connection to aiohttp's handler and forwards everything to it.
 
-    __slots__ = ("admitted", "guard", "inner", "state", "tail", "transport")
+    Until then a connection costs this object and at most `MAX_EARLY_BYTES`: no aiohttp
+    handler, no task, no parser; so a crowd of half-open connections is cheap to hold
+    and cheap to accept.
+    """
 
-    def __init__(self, guard: ConnectionGuard, inner: RequestHandler) -> None:
+    __slots__ = ("early", "guard", "inner", "make_handler", "state", "tail", "transport")
+
+    def __init__(self, guard: ConnectionGuard, make_handler: Callable[[], RequestHandler]) -> None:
         self.guard = guard
-        self.inner = inner
-        self.admitted = False  # aiohttp's handler has the connection
+        self.make_handler = make_handler
+        self.inner: RequestHandler | None = None  # aiohttp's, once the first head is in
+        self.early = b""  # what arrived before that
         self.state: State | None = None  # None: not tracked (refused, closed by the guard)
         self.transport: asyncio.Transport | None = None
-        self.tail = b""  # the last bytes of an unfinished head, for a terminator split in two
+        self.tail = b""  # the last bytes of a later unfinished head (keep-alive)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports (TCP, TLS) are Transports in all but their class
@@ -114,47 +122,66 @@ class GuardedProtocol(asyncio.Protocol):
         if not self.guard.admit(self):
             stream.write(_REJECT)
             stream.close()
-            return
-        self.admitted = True
-        self.inner.connection_made(stream)
 
     def data_received(self, data: bytes) -> None:
-        if not self.admitted:
+        inner = self.inner
+        if inner is None:
+            if self.state is not None:
+                self._before_handler(data)
             return
         if self.state is State.IDLE:
             self.guard.move(self, State.HEAD)
-        if self.state is State.FRESH or self.state is State.HEAD:
-            self._look_for_end_of_head(data)
-        self.inner.data_received(data)
+        if self.state is State.HEAD:
+            # A complete head is a request in hand from now on, even while the loop is
+            # too busy to start its handler: the deadline is for the client's bytes.
+            if HEAD_END in data or HEAD_END in self.tail + data[:3]:
+                self.tail = b""
+                self.guard.move(self, State.BUSY)
+            else:
+                self.tail = (self.tail + data)[-3:]
+        inner.data_received(data)
 
-    def _look_for_end_of_head(self, data: bytes) -> None:
-        # A complete head is a request in hand from now on, even while the loop is too
-        # busy to start its handler: the deadline is for the client, not for us.
-        if HEAD_END in data or HEAD_END in self.tail + data[:3]:
-            self.tail = b""
-            self.guard.move(self, State.BUSY)
-        else:
-            self.tail = (self.tail + data)[-3:]
+    def _before_handler(self, data: bytes) -> None:
+        early = self.early + data
+        complete = HEAD_END in early[max(0, len(self.early) - 3) :]
+        if not complete and len(early) <= MAX_EARLY_BYTES:
+            self.early = early
+            return
+        # Complete, or too long for any head aiohttp would take: let it answer.
+        self.early = b""
+        self.guard.move(self, State.BUSY)
+        transport = self.transport
+        assert transport is not None
+        inner = self.inner = self.make_handler()
+        self.guard.handed_over(self)
+        inner.connection_made(transport)
+        if self.inner is not None:  # (connection_made may have closed it)
+            inner.data_received(early)
 
     def eof_received(self) -> None:
-        if self.admitted:
+        if self.inner is not None:
             self.inner.eof_received()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.state is not None:
             self.guard.forget(self)
-        if self.admitted:  # closed by the guard too: aiohttp must let go of its handler
-            self.admitted = False
-            self.inner.connection_lost(exc)
+        inner, self.inner = self.inner, None
+        if inner is not None:  # closed by the guard too: aiohttp must let go of its handler
+            inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        self.inner.pause_writing()
+        if self.inner is not None:
+            self.inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self.inner.resume_writing()
+        if self.inner is not None:
+            self.inner.resume_writing()
 
     def close(self) -> None:
-        self.inner.force_close()
+        if self.inner is not None:
+            self.inner.force_close()
+        elif self.transport is not None:
+            self.transport.close()
 
 
 class ConnectionGuard:
@@ -180,7 +207,7 @@ class ConnectionGuard:
     # -- wiring ------------------------------------------------------------------
     def factory(self, make_handler: Callable[[], RequestHandler]) -> Callable[[], GuardedProtocol]:
         """A protocol factory for `loop.create_server` around aiohttp's own."""
-        return lambda: GuardedProtocol(self, make_handler())
+        return lambda: GuardedProtocol(self, make_handler)
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         @web.middleware
@@ -238,7 +265,6 @@ class ConnectionGuard:
         if self.count >= self.ceiling and not self._evict_one():
             self.closed["rejected"] += 1
             return False
-        self._by_handler[conn.inner] = conn
         self.move(conn, State.FRESH)
         self._arm()
         return True
@@ -251,10 +277,16 @@ class ConnectionGuard:
         else:
             self._waiting[state][conn] = self._time() + self._deadline_s[state]
 
+    def handed_over(self, conn: GuardedProtocol) -> None:
+        """`conn` now has aiohttp's handler (its requests find their way back here)."""
+        assert conn.inner is not None
+        self._by_handler[conn.inner] = conn
+
     def forget(self, conn: GuardedProtocol) -> None:
         self._leave(conn)
         conn.state = None
-        self._by_handler.pop(conn.inner, None)
+        if conn.inner is not None:
+            self._by_handler.pop(conn.inner, None)
 
     def _leave(self, conn: GuardedProtocol) -> None:
         if conn.state is State.BUSY:
