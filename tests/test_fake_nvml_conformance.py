@@ -269,9 +269,11 @@ def _nvml_names(node: ast.AST, env: dict[str, list[str]], where: str) -> Iterato
 def _names_the_package_uses() -> dict[str, str]:
     found: dict[str, str] = {}
     for path in sorted(SOURCE_ROOT.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        source = path.read_text(encoding="utf-8")
+        if "nvml" not in source.lower():  # every name looked for has it; parsing costs
+            continue
         where = str(path.relative_to(SOURCE_ROOT))
-        for name, line in _nvml_names(tree, {}, where):
+        for name, line in _nvml_names(ast.parse(source), {}, where):
             found.setdefault(name, line)
     return found
 
@@ -313,7 +315,10 @@ def _overrides_in_tests() -> Iterator[tuple[str, ast.FunctionDef, str]]:
     """`nvml*` methods of the FakeNvml subclasses that single tests define."""
     tests = Path(__file__).resolve().parent
     for path in sorted(tests.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        source = path.read_text(encoding="utf-8")
+        if "FakeNvml" not in source:
+            continue
+        for node in ast.walk(ast.parse(source)):
             if not isinstance(node, ast.ClassDef):
                 continue
             if not any(isinstance(b, ast.Name) and b.id == "FakeNvml" for b in node.bases):
