@@ -350,3 +350,13 @@ def test_an_endless_head_is_handed_to_aiohttp_to_refuse() -> None:
         assert len(handler.received) > MAX_EARLY_BYTES  # aiohttp's limits answer it (431)
 
     asyncio.run(main())
+
+
+def test_a_head_ended_by_bare_line_feeds_is_answered_at_once() -> None:
+    limits = ConnectionLimits(head_timeout_s=60, idle_timeout_s=60)
+    with running(manual_state(), limits=limits) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(b"GET /-/ready HTTP/1.1\nHost: 127.0.0.1\n\n")
+        # aiohttp refuses it (400), at once: it is not held here until the deadline
+        assert sock.recv(4096).startswith(b"HTTP/1.")
+        sock.close()

@@ -43,12 +43,16 @@ MIN_CONNECTIONS: Final = 16
 MAX_CONNECTIONS: Final = 1_000_000
 HEAD_TIMEOUT_BOUNDS_S: Final = (1.0, 300.0)
 IDLE_TIMEOUT_BOUNDS_S: Final = (1.0, 3600.0)
-HEAD_END: Final = b"\r\n\r\n"
 MAX_EARLY_BYTES: Final = 16 * 1024  # held before aiohttp sees them; its own limits apply after
 _REJECT: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n"
     b"Retry-After: 1\r\n\r\n"
 )
+
+
+def head_ends(data: bytes) -> bool:
+    """An empty line: CRLF CRLF, or the bare LF that lenient parsers (aiohttp's too) take."""
+    return b"\n\r\n" in data or b"\n\n" in data
 
 
 def raise_nofile_soft_limit() -> int:
@@ -134,7 +138,7 @@ class GuardedProtocol(asyncio.Protocol):
         if self.state is State.HEAD:
             # A complete head is a request in hand from now on, even while the loop is
             # too busy to start its handler: the deadline is for the client's bytes.
-            if HEAD_END in data or HEAD_END in self.tail + data[:3]:
+            if head_ends(self.tail + data):
                 self.tail = b""
                 self.guard.move(self, State.BUSY)
             else:
@@ -143,7 +147,7 @@ class GuardedProtocol(asyncio.Protocol):
 
     def _before_handler(self, data: bytes) -> None:
         early = self.early + data
-        complete = HEAD_END in early[max(0, len(self.early) - 3) :]
+        complete = head_ends(early[max(0, len(self.early) - 3) :])
         if not complete and len(early) <= MAX_EARLY_BYTES:
             self.early = early
             return
