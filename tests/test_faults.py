@@ -6,9 +6,11 @@ import math
 from pathlib import Path
 
 import pytest
+from msgspec import UNSET
 
 from smicast.cli import main
 from smicast.include import Section
+from smicast.prometheus import render_metrics
 from smicast.readers import PartialReadError, ReadError
 from smicast.readers.fault_spec import (
     MAX_FAULTS,
@@ -21,7 +23,7 @@ from smicast.readers.fault_spec import (
 from smicast.readers.faults import GPU_IS_LOST, FaultyGpuReader, SimulatedBug
 from smicast.readers.processes import ProcessReader
 from smicast.readers.simulated import PID_MAX, SimulatedReader
-from smicast.schema import GPU_METRIC_UNAVAILABLE, GpuInfo
+from smicast.schema import GPU_METRIC_UNAVAILABLE, GpuInfo, Snapshot
 from tests.reader_contract import check_reader
 
 START_S = 1_776_686_400.0
@@ -203,18 +205,19 @@ def test_gpu_lost_reports_the_others_and_names_the_lost_one() -> None:
 @pytest.mark.parametrize("field", UNSUPPORTED_FIELDS)
 def test_unsupported_sensor_reads_as_unknown(field: str) -> None:
     reader, _ = faulty(f"unsupported:{field}")
-    for gpu in reader.read():
+    clean, _ = faulty()
+    for gpu, before in zip(reader.read(), clean.read(), strict=True):
         expected_missing = {
             "utilization": gpu.utilization == GPU_METRIC_UNAVAILABLE,
             "temperature": gpu.temperature == 0,
             "power": gpu.power_consumption == GPU_METRIC_UNAVAILABLE,
             "frequency": gpu.frequency == 0,
-            "fan": gpu.fan_speed_rpm is None and "Fan Speed" not in gpu.detail,
-            "performance-state": gpu.performance_state is None
-            and "performance_state" not in gpu.detail,
-            "pcie": "pcie_gen_current" not in gpu.detail and "PCIe Width" not in gpu.detail,
+            "fan": gpu.fan_speed_rpm is None,
+            "performance-state": gpu.performance_state is None,
+            "pcie": gpu.pcie_link_generation is UNSET and gpu.pcie_link_width is UNSET,
         }
         assert expected_missing[field]
+        assert gpu.detail == before.detail  # identity is never a live reading
 
 
 def test_churn_flips_pstates_steps_fans_and_trains_the_link_down() -> None:
@@ -225,11 +228,20 @@ def test_churn_flips_pstates_steps_fans_and_trains_the_link_down() -> None:
         return {get(g) for g in reads}  # type: ignore[operator]
 
     assert seen(lambda g: g.performance_state) == {0, 8}
-    assert seen(lambda g: g.detail["performance_state"]) == {"P0", "P8"}
     assert len(seen(lambda g: g.fan_speed_rpm)) == 4
-    assert seen(lambda g: g.detail["pcie_gen_current"]) == {"1", "5"}
-    assert seen(lambda g: g.detail["PCIe Width"]) == {"8", "16"}
-    assert all(g.detail["Fan Speed"] == f"{g.fan_speed_rpm} RPM" for g in reads)
+    assert seen(lambda g: g.pcie_link_generation) == {1, 5}
+    assert seen(lambda g: g.pcie_link_width) == {8, 16}
+    # Churn lives in typed fields and gauges; the info series keeps one label set.
+    assert len(seen(lambda g: tuple(sorted(g.detail.items())))) == 1
+    info = {
+        line.split(" ")[0]
+        for g in reads
+        for line in render_metrics(
+            Snapshot(hostname="h", timestamp="2026-01-01T00:00:00Z", gpus=[g]), ready=True
+        ).splitlines()
+        if line.startswith("all_smi_gpu_info{")
+    }
+    assert len(info) == 1
 
 
 def test_proc_hidden_goes_through_the_process_readers_unreadable_path(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import msgspec
+from msgspec import UNSET
 
 from smicast.include import Section
 from smicast.readers import GpuProcess, GpuReader, PartialReadError
@@ -40,7 +41,6 @@ HANG_POLL_S: Final = 0.05
 CHURN_FAN_RPM: Final = (900, 2400, 1500, 3600)
 # all-smi's and NVML's text for NVML_ERROR_GPU_IS_LOST.
 GPU_IS_LOST: Final = "GPU is lost"
-_PCIE_CURRENT: Final = ("PCIe Generation", "PCIe Width", "pcie_gen_current", "pcie_width_current")
 
 
 class SimulatedBug(RuntimeError):
@@ -48,8 +48,11 @@ class SimulatedBug(RuntimeError):
 
 
 def _unsupported(gpu: GpuInfo, field: str) -> GpuInfo:
-    """The value the NVIDIA reader writes when NVML says NOT_SUPPORTED for this sensor."""
-    detail = dict(gpu.detail)
+    """The value the NVIDIA reader writes when NVML says NOT_SUPPORTED for this sensor.
+
+    Live values live in typed fields only; `detail` (identity, read once) is never touched,
+    so a fault can never make `all_smi_gpu_info` churn.
+    """
     if field == "utilization":
         return msgspec.structs.replace(gpu, utilization=GPU_METRIC_UNAVAILABLE)
     if field == "temperature":
@@ -59,34 +62,35 @@ def _unsupported(gpu: GpuInfo, field: str) -> GpuInfo:
     if field == "frequency":
         return msgspec.structs.replace(gpu, frequency=0)
     if field == "fan":
-        detail.pop("Fan Speed", None)
-        return msgspec.structs.replace(gpu, fan_speed_rpm=None, detail=detail)
+        return msgspec.structs.replace(gpu, fan_speed_rpm=None)
     if field == "performance-state":
-        detail.pop("performance_state", None)
-        return msgspec.structs.replace(gpu, performance_state=None, detail=detail)
-    for key in _PCIE_CURRENT:  # pcie
-        detail.pop(key, None)
-    return msgspec.structs.replace(gpu, detail=detail)
+        return msgspec.structs.replace(gpu, performance_state=None)
+    return msgspec.structs.replace(gpu, pcie_link_generation=UNSET, pcie_link_width=UNSET)
 
 
 def _churn(gpu: GpuInfo, step: int) -> GpuInfo:
     """One read's worth of aggressive churn: what a busy, power-managed node does."""
-    detail = dict(gpu.detail)
     down = step % 2 == 1
     pstate = gpu.performance_state
     if pstate is not None:
         pstate = 8 if down else 0
-        detail["performance_state"] = f"P{pstate}"
     rpm = CHURN_FAN_RPM[step % len(CHURN_FAN_RPM)]
-    detail["Fan Speed"] = f"{rpm} RPM"
-    generation = detail.get("pcie_gen_max", "4")
-    width = detail.get("pcie_width_max", "16")
+    generation = _max_link(gpu, "pcie_gen_max", 4)
+    width = _max_link(gpu, "pcie_width_max", 16)
     if down:  # an idle link trains down to save power
-        generation = "1"
-        width = str(max(1, int(width) // 2)) if width.isdigit() else "8"
-    detail["PCIe Generation"] = detail["pcie_gen_current"] = generation
-    detail["PCIe Width"] = detail["pcie_width_current"] = width
-    return msgspec.structs.replace(gpu, performance_state=pstate, fan_speed_rpm=rpm, detail=detail)
+        generation, width = 1, max(1, width // 2)
+    return msgspec.structs.replace(
+        gpu,
+        performance_state=pstate,
+        fan_speed_rpm=rpm,
+        pcie_link_generation=generation,
+        pcie_link_width=width,
+    )
+
+
+def _max_link(gpu: GpuInfo, key: str, default: int) -> int:
+    text = gpu.detail.get(key, "").removeprefix("x")
+    return int(text) if text.isdigit() and 0 < int(text) <= 64 else default
 
 
 class FaultyGpuReader:
