@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -34,8 +35,13 @@ def panel_text(app: ViewerApp, panel_id: str) -> str:
     return cap.get()
 
 
-async def settle(pilot: object) -> None:
+async def settle(pilot: object, until: Callable[[], object] = lambda: True) -> None:
+    """Let frames and keys be handled (a loaded machine may need a while), then check."""
+    deadline = time.monotonic() + 20
     await pilot.pause(0.15)  # type: ignore[attr-defined]
+    while not until():
+        assert time.monotonic() < deadline, "the app did not get there in 20 s"
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
 def test_keys_panels_sorting_filtering_and_help() -> None:
@@ -43,8 +49,9 @@ def test_keys_panels_sorting_filtering_and_help() -> None:
         source = ListSource([SourceEvent("node", f) for f in FRAMES])
         app = ViewerApp(ViewModel(), source)
         async with app.run_test(size=(160, 50)) as pilot:
-            await settle(pilot)
-            assert app.model.hosts["node"].frames == 5
+            await settle(
+                pilot, lambda: "node" in app.model.hosts and app.model.hosts["node"].frames == 5
+            )
             assert "GPU7" in panel_text(app, "gpus")
 
             # help lists every binding
@@ -89,12 +96,11 @@ def test_keys_panels_sorting_filtering_and_help() -> None:
 
             # sorting by clicking a header: the USER column
             await pilot.click("#processes", offset=(14, 2))
-            await settle(pilot)
-            assert app.procs.sort_key == "user"
+            await settle(pilot, lambda: app.procs.sort_key == "user")
             users = [p.user for p in app.process_rows()]
             assert users == sorted(users)
             await pilot.click("#processes", offset=(14, 2))
-            assert app.procs.descending
+            await settle(pilot, lambda: app.procs.descending)
 
             # filtering with /
             target = procs[0]
@@ -102,8 +108,7 @@ def test_keys_panels_sorting_filtering_and_help() -> None:
             assert isinstance(app.screen, PromptScreen)
             await pilot.press(*target.user)
             await pilot.press("enter")
-            await settle(pilot)
-            assert app.procs.filter_text == target.user
+            await settle(pilot, lambda: app.procs.filter_text == target.user)
             assert {p.user for p in app.process_rows()} == {target.user}
             assert f"filter: {target.user}" in panel_text(app, "processes")
             await pilot.press("escape")
@@ -125,7 +130,7 @@ def test_keys_panels_sorting_filtering_and_help() -> None:
 
             # a new frame is drawn
             source.push(SourceEvent("node", FRAMES[0]))
-            await settle(pilot)
+            await settle(pilot, lambda: app.model.hosts["node"].frames == 6)
             assert app.model.hosts["node"].frames == 6
             await pilot.press("q")
         assert app.return_code in (0, None)
@@ -144,7 +149,7 @@ def test_signal_confirmation_terminates_a_child_process() -> None:
             source = ListSource([SourceEvent("node", snap)], signals_processes=True)
             app = ViewerApp(ViewModel(), source)
             async with app.run_test(size=(120, 40)) as pilot:
-                await settle(pilot)
+                await settle(pilot, lambda: bool(app.model.hosts))
                 await pilot.press("x")
                 assert "select a process first" in app.status_message.plain
                 await pilot.press("down", "x")
@@ -153,8 +158,7 @@ def test_signal_confirmation_terminates_a_child_process() -> None:
                 assert child.poll() is None
                 await pilot.press("x")
                 await pilot.press("t")
-                await settle(pilot)
-                assert "sent SIGTERM" in app.status_message.plain
+                await settle(pilot, lambda: "sent SIGTERM" in app.status_message.plain)
 
         asyncio.run(main())
         assert child.wait(timeout=10) == -signal.SIGTERM
@@ -193,7 +197,7 @@ def test_every_replay_control(tmp_path: Path) -> None:
         source = ReplaySource(trace, speed=1.0)
         app = ViewerApp(ViewModel(), source)
         async with app.run_test(size=(120, 40)) as pilot:
-            await settle(pilot)
+            await settle(pilot, lambda: bool(app.model.hosts))
             assert app.query_one("#replay-bar").display
             await pilot.press("space")
             assert not source.playing
@@ -217,8 +221,7 @@ def test_every_replay_control(tmp_path: Path) -> None:
             await pilot.press("g")
             assert isinstance(app.screen, PromptScreen)
             await pilot.press(*"00:42", "enter")
-            await settle(pilot)
-            assert source.position == 42
+            await settle(pilot, lambda: source.position == 42)
             assert "frame 43 / 60" in panel_text(app, "replay-bar")
             await pilot.press("g", *"bad", "enter")
             assert "invalid time" in app.status_message.plain
@@ -226,7 +229,8 @@ def test_every_replay_control(tmp_path: Path) -> None:
             assert source.loop
             await pilot.press("L")
             assert not source.loop
-            await settle(pilot)
+            await settle(pilot, lambda: app.model.hosts["h"].frames > 1)
+            await settle(pilot, lambda: app.model.hosts["h"].snapshot.timestamp == stamp(42))  # type: ignore[union-attr]
             assert app.model.hosts["h"].snapshot.timestamp == stamp(42)  # type: ignore[union-attr]
 
     asyncio.run(main())
@@ -246,7 +250,7 @@ def test_hostile_names_from_a_recording_render_inert(tmp_path: Path) -> None:
     async def main() -> None:
         app = ViewerApp(ViewModel(), ReplaySource(trace))
         async with app.run_test(size=(200, 40)) as pilot:
-            await settle(pilot)
+            await settle(pilot, lambda: bool(app.model.hosts))
             screen = app.export_screenshot()
             procs = panel_text(app, "processes")
             host = panel_text(app, "host-bar")
@@ -270,7 +274,7 @@ def test_first_frame_is_recorded_for_the_benchmark() -> None:
         app = ViewerApp(ViewModel(), ListSource([SourceEvent("n", FRAMES[0])]))
         t0 = time.monotonic()
         async with app.run_test(size=(80, 24)) as pilot:
-            await settle(pilot)
+            await settle(pilot, lambda: app.first_frame_at is not None)
             assert app.first_frame_at is not None and app.first_frame_at >= t0
 
     asyncio.run(main())
@@ -286,7 +290,8 @@ def test_screenshots_of_8_and_64_gpus() -> None:
         source = ListSource([SourceEvent("gpu-node-01", f) for f in frames[count]])
         app = ViewerApp(ViewModel(), source)
         async with app.run_test(size=size) as pilot:
-            await settle(pilot)
+            n = len(frames[count])
+            await settle(pilot, lambda: bool(app.model.hosts) and app.model.first().frames == n)  # type: ignore[union-attr]
             name = f"view-{count}gpu-{size[0]}x{size[1]}.svg"
             app.save_screenshot(name, str(out))
             text = app.export_screenshot()

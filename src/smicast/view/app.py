@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import ClassVar, Final
 
 from rich.console import RenderableType
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import TabbedContent, TabPane
 
@@ -54,29 +56,36 @@ TabFactory = Callable[["ViewerApp"], TabPane]
 
 
 class Panel(Widget):
-    """One panel: renders what `draw(width)` returns.
+    """One panel: shows what `draw(width)` returns.
 
     `update()` draws the content and says whether it changed, so an unchanged panel
-    is not repainted. For a Text (every panel of this app) the panel sets its own
-    height from the line count, and only when that changes: with `height: auto`
-    Textual renders the content once more on every refresh just to measure it.
-    Other renderables keep `height: auto`.
+    is not repainted. A Text (every panel of this app) is painted line by line
+    through Textual's line API: the panel sets its own height from the line count
+    (only when that changes; `height: auto` would render the content once more on
+    every refresh just to measure it), Textual asks only for the lines on screen, and
+    a line that is the same as in the previous frame reuses its painted strip. Other
+    renderables keep `height: auto` and Textual's own rendering.
     """
 
     def __init__(self, draw: Callable[[int], RenderableType], *, id: str, title: str = "") -> None:
         super().__init__(id=id, classes="panel" if title else "")
         self._draw = draw
         self._chrome = 1 if title else 0  # the title border above the content
-        self._lines = -1
+        self._lines: list[Text] = []
         self._content: RenderableType | None = None
         self._width = -1
+        self._strips: dict[object, Strip] = {}
+        self._base: tuple[str, Style] | None = None
         self.sized = True  # False: the height follows the content (a layout refresh redraws)
         if title:
             self.border_title = title
 
+    def _content_width(self) -> int:
+        return self.content_size.width or self.app.size.width
+
     def update(self) -> bool:
         """Draw the content again; True when it differs from what is on the screen."""
-        width = self.content_size.width or self.app.size.width
+        width = self._content_width()
         content = self._draw(width)
         changed = not (
             isinstance(content, Text) and width == self._width and content == self._content
@@ -86,18 +95,42 @@ class Panel(Widget):
             if self.sized:
                 self.sized = False
                 self.styles.height = "auto"
-        else:
-            lines = content.plain.count("\n") + 1
-            if lines != self._lines:
-                self._lines = lines
-                self.styles.height = lines + self._chrome
+            return changed
+        if changed:
+            lines = list(content.split("\n", allow_blank=True)) or [Text()]
+            if len(lines) != len(self._lines):
+                self.styles.height = len(lines) + self._chrome
+            self._lines = lines
+            if len(self._strips) > 4 * len(lines) + 64:
+                self._strips.clear()  # bounded: only recent lines are worth keeping
         return changed
 
     def render(self) -> RenderableType:
-        if self._content is None or self._width != (self.content_size.width or self.app.size.width):
+        if self._content is None or self._width != self._content_width():
             self.update()
         assert self._content is not None
         return self._content
+
+    def render_line(self, y: int) -> Strip:
+        if not self.sized:
+            return super().render_line(y)
+        if self._content is None or self._width != self._content_width():
+            self.update()
+        width = self._width
+        theme = self.app.theme
+        if self._base is None or self._base[0] != theme:
+            self._base = (theme, self.rich_style)  # the panel's colours; looked up per theme
+        base = self._base[1]
+        if y >= len(self._lines):
+            return Strip.blank(width, base)
+        line = self._lines[y]
+        key = (line.plain, tuple(line.spans), width, base)
+        strip = self._strips.get(key)
+        if strip is None:
+            styled = Text(line.plain, style=base, spans=line.spans, end="")
+            strip = Strip(list(styled.render(self.app.console))).crop_extend(0, width, base)
+            self._strips[key] = strip
+        return strip
 
 
 class ProcessPanel(Panel):
