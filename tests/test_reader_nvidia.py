@@ -6,7 +6,9 @@ import msgspec
 import pytest
 from msgspec import UNSET
 
-from smicast.readers import GpuProcess, ReadError
+from smicast.collect import Collector
+from smicast.include import Section
+from smicast.readers import GpuProcess, PartialReadError, ReadError
 from smicast.readers.nvidia import NvidiaReader
 from smicast.schema import MAX_GPU_FAN_RPM, GpuInfo, NvLinkRemoteDevice, local_time_text
 from tests.fake_nvml import (
@@ -21,6 +23,7 @@ from tests.fake_nvml import (
     NVMLError_GpuIsLost,
     NVMLError_LibraryNotFound,
     NVMLError_NoPermission,
+    NVMLError_NotFound,
     NVMLError_NotSupported,
     a100,
     h100,
@@ -172,18 +175,45 @@ def test_an_unanswered_call_makes_only_its_field_unknown(
     assert gpus[1] == msgspec.structs.replace(expected, detail=detail, **unknown)
 
 
-def test_a_lost_gpu_mid_read_degrades_fields_not_the_reader() -> None:
+def test_a_gpu_lost_mid_read_is_left_out_and_named_while_the_others_report() -> None:
+    nvml = two_gpus()
+    reader = make_reader(nvml)
+    before = reader.read()
+    nvml.fail("nvmlDeviceGetUtilizationRates", NVMLError_GpuIsLost, device=0)
+    with pytest.raises(PartialReadError) as info:
+        reader.read()
+    assert [g.uuid for g in info.value.items] == [before[1].uuid]
+    assert str(info.value) == f"nvidia: GPU 0 ({before[0].uuid}): GPU is lost"
+    assert info.value.items[0].utilization == 97.0
+    # Not permanent: once the GPU answers again (after a reset) it is opened again.
+    nvml.heal("nvmlDeviceGetUtilizationRates", device=0)
+    opened = nvml.calls["nvmlDeviceGetHandleByIndex"]
+    assert [g.uuid for g in reader.read()] == [g.uuid for g in before]
+    assert nvml.calls["nvmlDeviceGetHandleByIndex"] == opened + 1
+
+
+def test_a_gpu_that_cannot_be_opened_because_it_is_lost_is_named() -> None:
+    nvml = two_gpus()
+    nvml.fail("nvmlDeviceGetHandleByIndex", NVMLError_GpuIsLost, device=1)
+    reader = make_reader(nvml)
+    with pytest.raises(PartialReadError) as info:
+        reader.read()
+    assert [g.uuid for g in info.value.items] == ["GPU-a100"]
+    assert str(info.value) == "nvidia: GPU 1 (cannot be opened): GPU is lost"
+    nvml.heal("nvmlDeviceGetHandleByIndex", device=1)
+    assert len(reader.read()) == 2
+
+
+def test_a_lost_gpu_through_the_collector_keeps_the_others_and_adds_an_error() -> None:
     nvml = two_gpus()
     reader = make_reader(nvml)
     reader.read()
-    for call in ("nvmlDeviceGetUtilizationRates", "nvmlDeviceGetMemoryInfo"):
-        nvml.fail(call, NVMLError_GpuIsLost, device=0)
-    lost, healthy = reader.read()
-    assert (lost.utilization, lost.used_memory, lost.total_memory) == (-1.0, 0, 80 * GIB)
-    assert healthy.utilization == 97.0
-    # GpuIsLost is not permanent: the field comes back once the GPU answers again.
-    nvml.heal("nvmlDeviceGetUtilizationRates", device=0)
-    assert reader.read()[0].utilization == 42.0
+    nvml.fail("nvmlDeviceGetMemoryInfo", NVMLError_GpuIsLost, device=1)
+    snapshot = Collector([reader], timeout_s=5).collect(frozenset({Section.GPU}))
+    assert snapshot.gpus is not UNSET and [g.uuid for g in snapshot.gpus] == ["GPU-a100"]
+    assert snapshot.errors is not UNSET
+    assert [(e.section, e.kind) for e in snapshot.errors] == [("gpu", "error")]
+    assert "GPU is lost" in snapshot.errors[0].message
 
 
 def test_unsupported_static_facts_are_left_out() -> None:
@@ -292,7 +322,7 @@ def test_read_raises_read_error_when_init_fails() -> None:
 
 def test_a_device_that_cannot_be_opened_is_skipped_and_retried() -> None:
     nvml = two_gpus()
-    nvml.fail("nvmlDeviceGetHandleByIndex", NVMLError_GpuIsLost, device=0)
+    nvml.fail("nvmlDeviceGetHandleByIndex", NVMLError_NotFound, device=0)
     reader = make_reader(nvml)
     assert [gpu.uuid for gpu in reader.read()] == ["GPU-h100"]
     nvml.heal("nvmlDeviceGetHandleByIndex", device=0)

@@ -33,14 +33,13 @@ from msgspec import UNSET
 from smicast.include import Section
 from smicast.readers import GpuProcess, GpuReader, PartialReadError
 from smicast.readers.fault_spec import FaultSpec
+from smicast.readers.nvidia_static import GPU_IS_LOST_TEXT as GPU_IS_LOST
 from smicast.readers.simulated import PID_MAX
 from smicast.schema import GPU_METRIC_UNAVAILABLE, GpuInfo
 
 # A hang wakes this often to look at the clock, so it ends when its fault does.
 HANG_POLL_S: Final = 0.05
 CHURN_FAN_RPM: Final = (900, 2400, 1500, 3600)
-# all-smi's and NVML's text for NVML_ERROR_GPU_IS_LOST.
-GPU_IS_LOST: Final = "GPU is lost"
 
 
 class SimulatedBug(RuntimeError):

@@ -19,11 +19,20 @@ from typing import Any, Final
 from msgspec import UNSET
 
 from smicast.include import Section
-from smicast.readers import WALL_CLOCK, Clock, GpuProcess, ReadError, default_hostname
+from smicast.readers import (
+    WALL_CLOCK,
+    Clock,
+    GpuProcess,
+    PartialReadError,
+    ReadError,
+    default_hostname,
+)
 from smicast.readers.nvidia_static import (
     CLOCK_GRAPHICS,
+    GPU_IS_LOST_TEXT,
     NVLINK_REMOTE_TYPES,
     NVML_ERROR_FUNCTION_NOT_FOUND,
+    NVML_ERROR_GPU_IS_LOST,
     NVML_ERROR_INVALID_ARGUMENT,
     PERMANENT_ERRORS,
     TEMPERATURE_GPU,
@@ -102,6 +111,7 @@ class NvidiaReader:
         self._lock = threading.Lock()
         self._system_detail: dict[str, str] | None = None
         self._devices: dict[int, DeviceStatic] = {}
+        self._unopened: set[int] = set()  # indices whose handle answered GPU_IS_LOST
         self._remote_types: dict[tuple[int, int], str] = {}
         self._samples_since_us: dict[int, int] = {}
         self._no_process_utilization: set[int] = set()
@@ -132,8 +142,26 @@ class NvidiaReader:
     def read(self) -> list[GpuInfo]:
         devices = self._enumerate()
         stamp = local_time_text(self._clock())
-        gpus = [self._read_device(device, stamp) for device in devices]
-        self._energy_mj = _energy_counters(devices)
+        gpus: list[GpuInfo] = []
+        answered: list[DeviceStatic] = []
+        lost: list[str] = []
+        for device in devices:
+            device.calls.lost = False
+            gpu = self._read_device(device, stamp)
+            if device.calls.lost:  # fell off the bus: no reading of it is true
+                lost.append(f"GPU {device.index} ({device.uuid})")
+            else:
+                gpus.append(gpu)
+                answered.append(device)
+        self._energy_mj = _energy_counters(answered)
+        with self._lock:
+            for device in devices:
+                if device.calls.lost:  # open it again next time: a reset GPU has a new handle
+                    self._devices.pop(device.index, None)
+            lost += [f"GPU {index} (cannot be opened)" for index in sorted(self._unopened)]
+        if lost:
+            # The others keep reporting; the collector adds an `errors` entry naming these.
+            raise PartialReadError(f"{self.name}: {', '.join(lost)}: {GPU_IS_LOST_TEXT}", gpus)
         return gpus
 
     def energy_counters_mj(self) -> Mapping[str, int]:
@@ -184,12 +212,16 @@ class NvidiaReader:
             for index in range(count):
                 if index in self._devices:
                     continue
-                handle, _ = nvml_attempt(self._nvml, "nvmlDeviceGetHandleByIndex", index)
+                handle, error = nvml_attempt(self._nvml, "nvmlDeviceGetHandleByIndex", index)
                 # A device NVML cannot open (lost, being reset) is left out so the
                 # others still report; it is tried again on the next read.
-                if handle is not None:
-                    calls = DeviceCalls(self._nvml, handle)
-                    self._devices[index] = read_static(calls, index, self._system_detail)
+                if handle is None:
+                    if error == NVML_ERROR_GPU_IS_LOST:
+                        self._unopened.add(index)
+                    continue
+                self._unopened.discard(index)
+                calls = DeviceCalls(self._nvml, handle)
+                self._devices[index] = read_static(calls, index, self._system_detail)
             return [self._devices[i] for i in range(count) if i in self._devices]
 
     def _read_device(self, device: DeviceStatic, stamp: str) -> GpuInfo:

@@ -17,6 +17,8 @@ from typing import Any, Final, Protocol
 NVML_ERROR_INVALID_ARGUMENT: Final = 2
 NVML_ERROR_NOT_SUPPORTED: Final = 3
 NVML_ERROR_FUNCTION_NOT_FOUND: Final = 13
+NVML_ERROR_GPU_IS_LOST: Final = 15
+GPU_IS_LOST_TEXT: Final = "GPU is lost"  # NVML's (and all-smi's) text for that code
 NVML_ERROR_UNKNOWN: Final = 999
 # Answers that will not change while the driver stays loaded: asking again is wasted time.
 PERMANENT_ERRORS: Final = frozenset({NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_FUNCTION_NOT_FOUND})
@@ -119,6 +121,7 @@ class DeviceCalls:
         self._nvml = nvml
         self.handle = handle
         self._unsupported: dict[tuple[str, tuple[Any, ...]], int] = {}
+        self.lost = False  # a call answered GPU_IS_LOST since the flag was last cleared
 
     def attempt(self, name: str, *args: Any) -> tuple[Any, int | None]:
         key = (name, args)
@@ -126,6 +129,8 @@ class DeviceCalls:
         if known_error is not None:
             return None, known_error
         value, error = nvml_attempt(self._nvml, name, self.handle, *args)
+        if error == NVML_ERROR_GPU_IS_LOST:
+            self.lost = True
         if error in PERMANENT_ERRORS:
             self._unsupported[key] = error
         return value, error
