@@ -141,3 +141,25 @@ def test_clean_shows_controls_as_notation_and_bounds_length() -> None:
     assert clean("a\x1bb\x00c\x7f") == "a^[b^@c^?"
     assert clean("x" * 1000, limit=10) == "x" * 10 + "…"
     assert clean("plain") == "plain"
+
+
+def test_ring_peaks_match_a_full_recount() -> None:
+    import random
+
+    rng = random.Random(3)
+    ring = Ring(size=50)
+    for step in range(400):
+        ring.push(None if rng.random() < 0.1 else rng.uniform(0, 100))
+        for size in (1, 3, 7):
+            got = ring.peaks(size, 6)
+            values = list(ring.last(50))
+            first = ring.pushes - len(values)
+            expect: dict[int, list[float]] = {}
+            for i, v in enumerate(values, start=first):
+                expect.setdefault(i // size, [])
+                if v is not None:
+                    expect[i // size].append(v)
+            recount = [max(b) if b else None for _, b in sorted(expect.items())]
+            if first % size:  # the oldest bucket is cut by the ring: only whole ones count
+                recount = recount[1:]
+            assert got == recount[-6:], (step, size)

@@ -45,7 +45,7 @@ from smicast.view.processes import (
 from smicast.view.replay import ReplaySource
 from smicast.view.screens import ConfirmSignalScreen, HelpScreen, PromptScreen
 from smicast.view.sources import FrameSource
-from smicast.view.text import inert
+from smicast.view.text import Lines, inert
 
 MAX_REDRAWS_PER_S: Final = 10
 STALE_AFTER_S: Final = 1.5
@@ -83,6 +83,9 @@ class Panel(Widget):
     def _content_width(self) -> int:
         return self.content_size.width or self.app.size.width
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._width = -1  # drawn for another width: draw again when painted
+
     def update(self) -> bool:
         """Draw the content again; True when it differs from what is on the screen."""
         width = self._content_width()
@@ -97,7 +100,10 @@ class Panel(Widget):
                 self.styles.height = "auto"
             return changed
         if changed:
-            lines = list(content.split("\n", allow_blank=True)) or [Text()]
+            if isinstance(content, Lines):
+                lines = content.parts or [Text()]
+            else:
+                lines = list(content.split("\n", allow_blank=True)) or [Text()]
             if len(lines) != len(self._lines):
                 self.styles.height = len(lines) + self._chrome
             self._lines = lines
@@ -114,7 +120,7 @@ class Panel(Widget):
     def render_line(self, y: int) -> Strip:
         if not self.sized:
             return super().render_line(y)
-        if self._content is None or self._width != self._content_width():
+        if self._content is None or self._width < 0:
             self.update()
         width = self._width
         theme = self.app.theme
@@ -127,8 +133,8 @@ class Panel(Widget):
         key = (line.plain, tuple(line.spans), width, base)
         strip = self._strips.get(key)
         if strip is None:
-            styled = Text(line.plain, style=base, spans=line.spans, end="")
-            strip = Strip(list(styled.render(self.app.console))).crop_extend(0, width, base)
+            line.style, line.end = base, ""  # the panel's colours under the line's own
+            strip = Strip(list(line.render(self.app.console))).crop_extend(0, width, base)
             self._strips[key] = strip
         return strip
 

@@ -20,7 +20,7 @@ from rich.cells import set_cell_size as rich_set_cell_size
 from rich.text import Text
 
 from smicast.schema import ProcessInfo
-from smicast.view.text import clean, inert
+from smicast.view.text import Lines, clean, inert
 
 MAX_FILTER_CHARS: Final = 128
 
@@ -145,18 +145,16 @@ def process_table(
     processes is redrawn every frame, and Text segments per cell cost several times more.
     """
     widths = column_widths(width)
-    out = Text(no_wrap=True, overflow="ellipsis")
-    out.append(f"GPU processes {len(rows)}/{total}", style="bold")
+    title = Text(f"GPU processes {len(rows)}/{total}", style="bold")
     if view.filter_text:
-        out.append("  filter: ")
-        out.append_text(inert(view.filter_text, style="yellow"))
+        title.append("  filter: ")
+        title.append_text(inert(view.filter_text, style="yellow"))
     arrow = "▼" if view.descending else "▲"
     header = " ".join(
         fit(c.title + (arrow if c.key == view.sort_key else ""), n, c.justify)
         for c, n in zip(COLUMNS, widths, strict=True)
     )
-    out.append("\n")
-    out.append(header, style="bold reverse")
+    lines = [title, Text(header, style="bold reverse")]
     shown = rows if max_rows <= 0 else rows[:max_rows]
     w_pid, w_user, w_gpu, w_mem, w_cpu, w_cmd = widths
     for p in shown:
@@ -164,24 +162,25 @@ def process_table(
         line = " ".join(
             (
                 fit(str(p.pid), w_pid, "right"),
-                fit(clean(p.user, 64), w_user),
+                fit(clean(p.user), w_user),
                 fit(str(p.device_id), w_gpu, "right"),
                 fit(f"{p.used_memory / (1 << 20):.0f}M", w_mem, "right"),
                 fit(cpu, w_cpu, "right"),
-                fit(clean(p.command or p.process_name, w_cmd + 1), w_cmd),
+                fit(clean(p.command or p.process_name), w_cmd),
             )
         )
-        out.append("\n")
-        out.append(line, style="reverse" if p.pid == view.selected_pid else None)
+        lines.append(Text(line, style="reverse" if p.pid == view.selected_pid else ""))
     if len(shown) < len(rows):
-        out.append("\n")
-        out.append(f"... {len(rows) - len(shown)} more (sort or filter with /)", style="dim")
-    if not rows:
-        out.append("\n")
-        out.append(
-            "no GPU processes" + (" match the filter" if view.filter_text else ""), style="dim"
+        lines.append(
+            Text(f"... {len(rows) - len(shown)} more (sort or filter with /)", style="dim")
         )
-    return out
+    if not rows:
+        lines.append(
+            Text(
+                "no GPU processes" + (" match the filter" if view.filter_text else ""), style="dim"
+            )
+        )
+    return Lines(lines)
 
 
 # ---------------------------------------------------------------- signals

@@ -18,7 +18,7 @@ from smicast.view.alerts import Level
 from smicast.view.model import GpuView, HostView, Ring
 from smicast.view.processes import fit
 from smicast.view.replay import ReplayStatus
-from smicast.view.text import clean, inert
+from smicast.view.text import Lines, clean, inert
 
 COMPACT_ABOVE_GPUS: Final = 8
 SPARK_WINDOW_SAMPLES: Final = 300  # 5 minutes at 1 s; more at faster intervals are bucketed
@@ -85,10 +85,10 @@ def bar(value: float | None, width: int, *, warn: float = 70, crit: float = 90) 
 
 
 def sparkline(ring: Ring, width: int, *, top: float = 100.0, style: str = "cyan") -> Text:
-    """The last 5 minutes of `ring` (more when wider) in `width` cells, newest on the right.
+    """At least the last 5 minutes of `ring` in `width` cells, newest on the right.
 
-    The time axis is fixed (each cell is the maximum of `window / width` samples, and
-    cells before the first sample are blank), so the line scrolls rather than stretches.
+    The time axis is fixed (each cell is the maximum of the same number of readings,
+    and cells before the first reading are blank), so the line scrolls, not stretches.
     """
     if width <= 0:
         return Text()
@@ -101,16 +101,15 @@ def sparkline(ring: Ring, width: int, *, top: float = 100.0, style: str = "cyan"
 
 
 def _sparkline(ring: Ring, width: int, top: float, style: str) -> Text:
-    window = max(SPARK_WINDOW_SAMPLES, width)
-    recent = ring.last(window)
-    values = [-1.0] * (window - len(recent)) + [-1.0 if v is None else v for v in recent]
-    step = window / width
+    per_cell = -(-SPARK_WINDOW_SAMPLES // width)  # readings a cell: width x this >= 5 minutes
+    peaks = ring.peaks(per_cell, width)
     scale = 8 / (top or 1.0)
     sparks = _SPARKS
-    chars = []
-    for i in range(width):
-        peak = max(values[int(i * step) : int((i + 1) * step)] or (-1.0,))
-        chars.append(" " if peak < 0 else sparks[min(8, max(1, round(peak * scale)))])
+    chars = [" "] * (width - len(peaks))
+    for peak in peaks:
+        chars.append(
+            " " if peak is None or peak < 0 else sparks[min(8, max(1, round(peak * scale)))]
+        )
     return Text("".join(chars), style=style)
 
 
@@ -309,9 +308,7 @@ def _columns(
 
 def _lines(lines: list[Text]) -> Text:
     """One Text of many lines: drawn in one pass, where a Group draws each line apart."""
-    joined = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
-    joined.no_wrap, joined.overflow = True, "ellipsis"
-    return joined
+    return Lines(lines)
 
 
 def gpu_panel(host: HostView | None, width: int, height: int = 50) -> Text:

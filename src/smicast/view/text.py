@@ -59,3 +59,12 @@ def clean(text: str, limit: int = MAX_TEXT_CHARS) -> str:
 def inert(text: str, style: str | Style = "", limit: int = MAX_TEXT_CHARS) -> Text:
     """A Text that shows `text` literally: no markup, no terminal control."""
     return Text(clean(text, limit), style=style, no_wrap=True, overflow="ellipsis")
+
+
+class Lines(Text):
+    """A Text of many lines that keeps its lines: a panel paints them without splitting."""
+
+    def __init__(self, lines: list[Text]) -> None:
+        joined = Text("\n").join(lines)
+        super().__init__(joined.plain, spans=joined.spans, no_wrap=True, overflow="ellipsis")
+        self.parts = lines
