@@ -107,3 +107,24 @@ def test_view_options_and_terminals() -> None:
     assert "view" in out.stderr and "usage" in out.stderr
 
     assert ReplaySource.kind == "replay" and not ReplaySource.signals_processes
+
+
+def test_a_simulated_fault_reaches_the_errors_panel() -> None:
+    from smicast.readers.fault_spec import parse_fault
+    from smicast.readers.registry import SimulateSpec, build_readers
+    from smicast.view import render
+
+    sections = frozenset({Section.GPU, Section.MEMORY})
+    readers = build_readers(
+        sections, simulate=SimulateSpec("nvidia", 2), faults=[parse_fault("exception")]
+    )
+    source = LocalSource(Collector(readers, timeout_s=2, hostname="sim"), sections)
+
+    async def main() -> SourceEvent:
+        return await anext(source.events())
+
+    model = ViewModel()
+    model.apply(asyncio.run(main()), now_s=0)
+    host = model.hosts["sim"]
+    assert host.errors and host.errors[0].section == "gpu"
+    assert "gpu " in render.events_panel(host, 120).plain
