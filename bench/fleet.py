@@ -10,8 +10,8 @@ every INTERVAL seconds (starts staggered over one interval). Each frame's
 `timestamp` carries the publish time to the microsecond.
 
 This process is the viewer: the fleet source (one client per host) feeding the view
-model, and, unless --no-render, the cluster tab rendered to a string at most 10 times
-a second when something changed, as the app does. It prints:
+model, and, unless --no-render, the cluster tab rendered to a string at most twice a
+second when something changed, as the fleet app does. It prints:
 
 - first complete view: seconds from the viewer's start until every host has a frame;
 - viewer CPU: this process's CPU time over --window seconds of steady state, as % of
@@ -188,6 +188,7 @@ async def watch(
     from smicast.fleet.link import HostState, Transport
     from smicast.fleet.source import FleetSource
     from smicast.record.replay import timestamp_epoch
+    from smicast.view.fleet_app import FLEET_REDRAWS_PER_S
     from smicast.view.fleet_render import cluster_panel
     from smicast.view.fleet_summary import FleetView
     from smicast.view.model import ViewModel
@@ -232,7 +233,7 @@ async def watch(
             local.extend(shown - a for a in applied_at)
             sent_at.clear()
             applied_at.clear()
-            await asyncio.sleep(0.1)  # at most 10 redraws a second, as the app
+            await asyncio.sleep(1 / FLEET_REDRAWS_PER_S)  # as often as the fleet app redraws
 
     tasks = [asyncio.create_task(consume()), asyncio.create_task(screen())]
     try:

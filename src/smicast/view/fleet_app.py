@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from rich.console import RenderableType
 from textual.binding import Binding, BindingType
@@ -23,6 +23,8 @@ from smicast.view.fleet_summary import FleetView
 from smicast.view.model import HostView, ViewModel
 from smicast.view.screens import PromptScreen
 from smicast.view.sources import FrameSource
+
+FLEET_REDRAWS_PER_S: Final = 2  # a fleet dashboard; frame to screen stays under a second
 
 
 class FleetApp(ViewerApp):
@@ -50,6 +52,9 @@ class FleetApp(ViewerApp):
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.fleet = fleet
+        self._fleet_clock = monotonic
+        self._fleet_drawn = 0.0
+        self._fleet_pending = False
         super().__init__(
             model,
             source,
@@ -74,6 +79,25 @@ class FleetApp(ViewerApp):
 
     def host(self) -> HostView | None:
         return self.fleet.selected_host()
+
+    def request_redraw(self, *, now: bool = False) -> None:
+        """Frames from many hosts arrive all the time: redraw at most FLEET_REDRAWS_PER_S
+        times a second for them (a key still redraws at once)."""
+        if now:
+            super().request_redraw(now=True)
+            return
+        wait = self._fleet_drawn + 1 / FLEET_REDRAWS_PER_S - self._fleet_clock()
+        if wait <= 0:
+            self._fleet_drawn = self._fleet_clock()
+            super().request_redraw(now=True)
+        elif not self._fleet_pending:
+            self._fleet_pending = True
+            self.set_timer(wait, self._fleet_redraw)
+
+    def _fleet_redraw(self) -> None:
+        self._fleet_pending = False
+        self._fleet_drawn = self._fleet_clock()
+        super().request_redraw(now=True)
 
     def on_mount(self) -> None:
         # Textual also runs ViewerApp.on_mount (handlers run for every class that has one).

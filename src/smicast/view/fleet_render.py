@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 from rich.console import Group, RenderableType
-from rich.text import Text
+from rich.text import Span, Text
 
 from smicast.view.alerts import Level
 from smicast.view.fleet_summary import FleetView, HostRow
@@ -50,23 +50,23 @@ def _bucket(value: float | None) -> str:
 
 
 def gpu_grid(cells: list[float | None], width: int) -> Text:
-    """A cell per GPU, `width` to a line, coloured by utilization."""
+    """A cell per GPU, `width` to a line, coloured by utilization (one span per run)."""
     width = max(8, width)
-    text = Text(no_wrap=False)
-    run_style, run = "", 0
+    lines = [CELL * len(cells[i : i + width]) for i in range(0, len(cells), width)]
+    text = Text("\n".join(lines), no_wrap=True)
+    spans: list[Span] = []
+    run_style, run_start, prev_end = "", 0, 0
     for i, value in enumerate(cells):
+        pos = i + i // width  # each full line adds one newline before the next
         style = _bucket(value)
-        if style != run_style and run:
-            text.append(CELL * run, style=run_style)
-            run = 0
-        run_style = style
-        run += 1
-        if (i + 1) % width == 0:
-            text.append(CELL * run, style=run_style)
-            text.append("\n")
-            run = 0
-    if run:
-        text.append(CELL * run, style=run_style)
+        if style != run_style or i % width == 0:
+            if i:
+                spans.append(Span(run_start, prev_end, run_style))
+            run_style, run_start = style, pos
+        prev_end = pos + 1
+    if cells:
+        spans.append(Span(run_start, prev_end, run_style))
+    text.spans = spans
     return text
 
 
