@@ -459,6 +459,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=1, help="pairs of runs (without, with)")
     ap.add_argument("--connect-timeout", type=float, default=60.0, help="per-connection bound")
     ap.add_argument(
+        "--hold",
+        action="store_true",
+        help="give the server a 300 s head deadline, so the crowd is held rather than "
+        "replaced every 10 s (the ceiling then decides what goes)",
+    )
+    ap.add_argument(
         "--pin",
         action="store_true",
         help="the server on the first CPU; subscribers and attackers on the others",
@@ -474,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     # sse_fanout's one_run reads these too
     args.processes, args.include, args.server_processes = 0, "", False
     args.timeline = False
+    args.server_extra = ["--head-timeout", "300"] if args.hold else []
     per_proc = math.ceil(args.half_open / args.attack_processes) + 64
     if nofile_hard_limit() < max(per_proc, args.subscribers + 64):
         ap.error(f"RLIMIT_NOFILE hard limit {nofile_hard_limit()} is too low for this run")
@@ -482,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"slowloris: {args.half_open} half-open connections from {args.attack_processes} "
         f"process(es) (reconnecting at most {args.reconnect_rate:.0f}/s), {args.subscribers} SSE "
-        f"subscribers, interval {args.interval} s, window {args.duration} s, {args.runs} pair(s) "
+        f"subscribers, server head deadline {'300 s (--hold)' if args.hold else '10 s'}, "
+        f"interval {args.interval} s, window {args.duration} s, {args.runs} pair(s) "
         f"of runs; server, attackers and clients share this host ({machine_note()}; "
         f"RLIMIT_NOFILE {raise_nofile()})",
         flush=True,

@@ -648,7 +648,8 @@ def one_run(
         processes=args.server_processes,
         # exactly room for the subscribers and the probe
         env={"SMICAST_API_MAX_SSE_SUBSCRIBERS": str(n + 1)},
-        extra=["--web-config", str(tls.web_config)] if tls else (),
+        extra=(["--web-config", str(tls.web_config)] if tls else [])
+        + list(getattr(args, "server_extra", ())),  # bench/slowloris.py's server options
         scheme="https" if tls else "http",
         opener=tls.opener() if tls else None,
     )
