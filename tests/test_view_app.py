@@ -16,7 +16,7 @@ import psutil
 import pytest
 from rich.console import Console
 
-from smicast.view.app import ViewerApp
+from smicast.view.app import Panel, ViewerApp
 from smicast.view.model import SourceEvent, ViewModel
 from smicast.view.replay import ReplaySource, Trace
 from smicast.view.screens import ConfirmSignalScreen, HelpScreen, PromptScreen
@@ -119,6 +119,13 @@ def test_keys_panels_sorting_filtering_and_help() -> None:
             assert app.procs.selected_pid == app.process_rows()[1].pid
             await pilot.press("up")
             assert app.procs.selected_pid == app.process_rows()[0].pid
+            # painted: the header and the selected row (line 2, under title and header) reversed
+            panel = app.query_one("#processes", Panel)
+            await settle(pilot)
+            header, selected, other = (list(panel.render_line(y)) for y in (1, 2, 3))
+            assert all(seg.style and seg.style.reverse for seg in header if seg.text.strip())
+            assert all(seg.style and seg.style.reverse for seg in selected if seg.text.strip())
+            assert not any(seg.style and seg.style.reverse for seg in other)
             await pilot.press("x")
             assert not isinstance(app.screen, ConfirmSignalScreen)
             assert "this machine only" in app.status_message.plain
@@ -314,19 +321,29 @@ def _to_png(svgs: list[Path]) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         return
-    for svg in svgs:
-        subprocess.run(
+    procs = [
+        subprocess.Popen(
             [
                 chromium,
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
                 "--hide-scrollbars",
+                f"--user-data-dir={svg.with_suffix('.profile')}",
                 f"--screenshot={svg.with_suffix('.png')}",
                 "--window-size=1700,1250" if "200x60" in svg.name else "--window-size=820,640",
                 svg.as_uri(),
             ],
-            capture_output=True,
-            timeout=60,
-            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
+        for svg in svgs
+    ]
+    for proc in procs:  # in parallel: one Chromium start each is most of the time
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for svg in svgs:
+        shutil.rmtree(svg.with_suffix(".profile"), ignore_errors=True)

@@ -21,7 +21,7 @@ from typing import ClassVar, Final
 
 from rich.console import RenderableType
 from rich.style import Style
-from rich.text import Text
+from rich.text import Span, Text
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -104,6 +104,9 @@ class Panel(Widget):
                 lines = content.parts or [Text()]
             else:
                 lines = list(content.split("\n", allow_blank=True)) or [Text()]
+            for line in lines:
+                if len(line.plain) > width:  # too long: cut with an ellipsis, as Rich would
+                    line.truncate(width, overflow="ellipsis")
             if len(lines) != len(self._lines):
                 self.styles.height = len(lines) + self._chrome
             self._lines = lines
@@ -130,11 +133,15 @@ class Panel(Widget):
         if y >= len(self._lines):
             return Strip.blank(width, base)
         line = self._lines[y]
-        key = (line.plain, tuple(line.spans), width, base)
+        own = line.style
+        key = (line.plain, tuple(line.spans), own, width, base)
         strip = self._strips.get(key)
         if strip is None:
-            line.style, line.end = base, ""  # the panel's colours under the line's own
-            strip = Strip(list(line.render(self.app.console))).crop_extend(0, width, base)
+            # Text.render() paints spans only: the panel's colours and the line's own style
+            # go first as a span under the others.
+            under = base + (own if isinstance(own, Style) else Style.parse(own)) if own else base
+            styled = Text(line.plain, spans=[Span(0, len(line.plain), under), *line.spans], end="")
+            strip = Strip(list(styled.render(self.app.console))).crop_extend(0, width, base)
             self._strips[key] = strip
         return strip
 
