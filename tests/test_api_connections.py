@@ -335,8 +335,12 @@ def test_a_complete_head_is_a_request_in_hand_before_its_handler_runs() -> None:
         refused.data_received(b"GET / HTTP/1.1\r\n\r\n")
         assert refused_handler.received == b""  # never reaches aiohttp
         assert not fourth_handler.closed and guard.closed["rejected"] == 1
+        assert sum(guard.counts().values()) == guard.count == 2  # whole and fourth
         whole.connection_lost(None)
-        assert whole_handler.lost and guard.counts()["busy"] == 1
+        assert whole_handler.lost and guard.counts()["busy"] == 1 and guard.count == 1
+        for conn in (half, refused, fourth, fourth):  # lost, some twice: counted once each
+            conn.connection_lost(None)
+        assert guard.count == 0 and sum(guard.counts().values()) == 0
 
     asyncio.run(main())
 

@@ -26,6 +26,7 @@ import enum
 import logging
 import resource
 import socket
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ssl import SSLContext
@@ -109,7 +110,7 @@ class GuardedProtocol(asyncio.Protocol):
     and cheap to accept.
     """
 
-    __slots__ = ("early", "guard", "inner", "make_handler", "state", "tail", "transport")
+    __slots__ = ("bucket", "early", "guard", "inner", "make_handler", "state", "tail", "transport")
 
     def __init__(self, guard: ConnectionGuard, make_handler: Callable[[], RequestHandler]) -> None:
         self.guard = guard
@@ -117,6 +118,7 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner: RequestHandler | None = None  # aiohttp's, once the first head is in
         self.early = b""  # what arrived before that
         self.state: State | None = None  # None: not tracked (refused, closed by the guard)
+        self.bucket: OrderedDict[GuardedProtocol, float] | None = None  # the guard's, waiting
         self.transport: asyncio.Transport | None = None
         self.tail = b""  # the last bytes of a later unfinished head (keep-alive)
 
@@ -196,14 +198,16 @@ class ConnectionGuard:
         self.limits = limits
         self.ceiling = limits.max_connections
         self._now = now
-        self._deadline_s = {
-            State.FRESH: limits.head_timeout_s,
-            State.HEAD: limits.head_timeout_s,
-            State.IDLE: limits.idle_timeout_s,
-        }
-        # state -> {connection: deadline}, in entry order (so in deadline order)
-        self._waiting: dict[State, dict[GuardedProtocol, float]] = {s: {} for s in self._deadline_s}
+        # {connection: deadline} per waiting state, in entry order (so in deadline order);
+        # a connection keeps a reference to its own (no enum hashing per event). Ordered
+        # dicts: a plain dict emptied from the front scans its deleted slots on every look
+        # at the front, and the front is all the sweep and the eviction look at.
+        self._fresh: OrderedDict[GuardedProtocol, float] = OrderedDict()
+        self._head: OrderedDict[GuardedProtocol, float] = OrderedDict()
+        self._idle: OrderedDict[GuardedProtocol, float] = OrderedDict()
+        self._waiting = {State.FRESH: self._fresh, State.HEAD: self._head, State.IDLE: self._idle}
         self._busy: set[GuardedProtocol] = set()
+        self._open = 0
         self._by_handler: dict[RequestHandler, GuardedProtocol] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self.closed = {"head_timeout": 0, "idle_timeout": 0, "evicted": 0, "rejected": 0}
@@ -233,7 +237,7 @@ class ConnectionGuard:
     # -- bookkeeping -------------------------------------------------------------
     @property
     def count(self) -> int:
-        return len(self._busy) + sum(len(d) for d in self._waiting.values())
+        return self._open
 
     def counts(self) -> dict[str, int]:
         out = {s.value: len(d) for s, d in self._waiting.items()}
@@ -263,12 +267,15 @@ class ConnectionGuard:
         return "\n".join(out) + "\n"
 
     def _time(self) -> float:
-        return self._now() if self._now is not None else asyncio.get_running_loop().time()
+        if self._now is None:
+            self._now = asyncio.get_running_loop().time
+        return self._now()
 
     def admit(self, conn: GuardedProtocol) -> bool:
-        if self.count >= self.ceiling and not self._evict_one():
+        if self._open >= self.ceiling and not self._evict_one():
             self.closed["rejected"] += 1
             return False
+        self._open += 1
         self.move(conn, State.FRESH)
         self._arm()
         return True
@@ -278,8 +285,15 @@ class ConnectionGuard:
         conn.state = state
         if state is State.BUSY:
             self._busy.add(conn)
+            return
+        if state is State.FRESH:
+            bucket, wait_s = self._fresh, self.limits.head_timeout_s
+        elif state is State.IDLE:
+            bucket, wait_s = self._idle, self.limits.idle_timeout_s
         else:
-            self._waiting[state][conn] = self._time() + self._deadline_s[state]
+            bucket, wait_s = self._head, self.limits.head_timeout_s
+        bucket[conn] = self._time() + wait_s
+        conn.bucket = bucket
 
     def handed_over(self, conn: GuardedProtocol) -> None:
         """`conn` now has aiohttp's handler (its requests find their way back here)."""
@@ -287,6 +301,8 @@ class ConnectionGuard:
         self._by_handler[conn.inner] = conn
 
     def forget(self, conn: GuardedProtocol) -> None:
+        if conn.state is not None:
+            self._open -= 1
         self._leave(conn)
         conn.state = None
         if conn.inner is not None:
@@ -295,13 +311,13 @@ class ConnectionGuard:
     def _leave(self, conn: GuardedProtocol) -> None:
         if conn.state is State.BUSY:
             self._busy.discard(conn)
-        elif conn.state is not None:
-            self._waiting[conn.state].pop(conn, None)
+        elif conn.bucket is not None:
+            conn.bucket.pop(conn, None)
+            conn.bucket = None
 
     def _evict_one(self) -> bool:
         """Close the oldest connection without a request in hand; False if there is none."""
-        for state in (State.FRESH, State.IDLE, State.HEAD):
-            waiting = self._waiting[state]
+        for waiting in (self._fresh, self._idle, self._head):
             if waiting:
                 self._drop(next(iter(waiting)))
                 self.closed["evicted"] += 1
@@ -321,7 +337,7 @@ class ConnectionGuard:
     def _sweep(self, period: float) -> None:
         self._sweeper = None
         self.expire()
-        if self.count:
+        if self._open:
             self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep, period)
 
     def expire(self) -> None:
