@@ -65,3 +65,32 @@ def test_fleet_shows_every_agent_with_its_transport_and_survives_a_restart() -> 
         for agent in agents:
             agent.stop()
         legacy.stop()
+
+
+def test_an_agent_with_only_snapshot_is_polled() -> None:
+    from aiohttp import web
+
+    from smicast.encode import snapshot_json
+    from tests.fakes import make_gpu, make_snapshot
+
+    body = snapshot_json(make_snapshot(hostname="snap-only", gpus=[make_gpu()]))
+
+    async def snapshot(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/snapshot", snapshot)
+    agent = AppAgent(app)
+    try:
+        source = FleetSource([parse_host(agent.url)], FAST)
+        link = source.links[agent.url]
+
+        async def scenario() -> None:
+            async with Feeder(source) as feed:
+                await feed.until(lambda: link.frames >= 2)
+                assert link.transport is Transport.SNAPSHOT
+                assert feed.model.hosts[agent.url].hostname == "snap-only"
+
+        asyncio.run(scenario())
+    finally:
+        agent.stop()
