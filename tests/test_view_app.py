@@ -16,8 +16,9 @@ import psutil
 import pytest
 from rich.console import Console
 
-from smicast.view.app import Panel, ViewerApp
+from smicast.view.app import ViewerApp
 from smicast.view.model import SourceEvent, ViewModel
+from smicast.view.panels import Panel
 from smicast.view.replay import ReplaySource, Trace
 from smicast.view.screens import ConfirmSignalScreen, HelpScreen, PromptScreen
 from tests.fakes import make_process, make_snapshot

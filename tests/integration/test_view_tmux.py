@@ -63,8 +63,8 @@ def tmux() -> Iterator[Tmux]:
     subprocess.run([term.tmux, "-L", term.server, "kill-server"], capture_output=True, check=False)
 
 
-def start(tmux: Tmux, *args: str, size: str = "160x50") -> None:
-    view = shlex.join([sys.executable, "-m", "smicast", "view", *args])
+def start(tmux: Tmux, *args: str, size: str = "160x50", command: str = "view") -> None:
+    view = shlex.join([sys.executable, "-m", "smicast", *([command] if command else []), *args])
     # COLUMNS/LINES from the test runner's environment would override the pane's real size.
     script = (
         f"cd {shlex.quote(str(ROOT))}; unset COLUMNS LINES; echo BEFORE-VIEW; {view}; "
@@ -107,5 +107,12 @@ def test_hostile_names_in_a_recording_stay_inert_on_a_real_terminal(
     assert "^[]0;PWNED-TITLE^G ^[]52;c;cHduZWQ=^G" in screen
     assert "PWNED" not in tmux.flag("pane_title")
     assert "evil^[]2;PWNED-TITLE^Ghost" in screen
+    tmux("send-keys", "-t", "view", "q")
+    assert "EXIT=0" in tmux.wait_for("EXIT=")
+
+
+def test_bare_smicast_on_a_terminal_opens_the_viewer(tmux: Tmux) -> None:
+    start(tmux, command="", size="100x30")
+    tmux.wait_for("▔GPUs▔", "? help")
     tmux("send-keys", "-t", "view", "q")
     assert "EXIT=0" in tmux.wait_for("EXIT=")

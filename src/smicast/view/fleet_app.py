@@ -18,9 +18,10 @@ from textual.containers import VerticalScroll
 from textual.widgets import TabbedContent, TabPane
 
 from smicast.view import fleet_render
-from smicast.view.app import Panel, ViewerApp
+from smicast.view.app import ViewerApp
 from smicast.view.fleet_summary import FleetView
 from smicast.view.model import HostView, ViewModel
+from smicast.view.panels import Panel
 from smicast.view.screens import PromptScreen
 from smicast.view.sources import FrameSource
 

@@ -1,0 +1,139 @@
+"""The viewer's widgets: a panel is one widget painting one Rich Text, line by line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.console import RenderableType
+from rich.style import Style
+from rich.text import Span, Text
+from textual import events
+from textual.containers import VerticalScroll
+from textual.strip import Strip
+from textual.widget import Widget
+
+from smicast.view.processes import HEADER_LINE, column_at
+from smicast.view.text import Lines
+
+
+class Panel(Widget):
+    """One panel: shows what `draw(width)` returns.
+
+    `update()` draws the content and says whether it changed, so an unchanged panel
+    is not repainted. A Text (every panel of this app) is painted line by line
+    through Textual's line API: the panel sets its own height from the line count
+    (only when that changes; `height: auto` would render the content once more on
+    every refresh just to measure it), Textual asks only for the lines on screen, and
+    a line that is the same as in the previous frame reuses its painted strip. Other
+    renderables keep `height: auto` and Textual's own rendering.
+    """
+
+    def __init__(self, draw: Callable[[int], RenderableType], *, id: str, title: str = "") -> None:
+        super().__init__(id=id, classes="panel" if title else "")
+        self._draw = draw
+        self._chrome = 1 if title else 0  # the title border above the content
+        self._lines: list[Text] = []
+        self._content: RenderableType | None = None
+        self._width = -1
+        self._strips: dict[object, Strip] = {}
+        self._base: tuple[str, Style] | None = None
+        self.sized = True  # False: the height follows the content (a layout refresh redraws)
+        if title:
+            self.border_title = title
+
+    def _content_width(self) -> int:
+        return self.content_size.width or self.app.size.width
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._width = -1  # drawn for another width: draw again when painted
+
+    def update(self) -> bool:
+        """Draw the content again; True when it differs from what is on the screen."""
+        width = self._content_width()
+        content = self._draw(width)
+        changed = not (
+            isinstance(content, Text) and width == self._width and content == self._content
+        )
+        self._content, self._width = content, width
+        if not isinstance(content, Text):
+            if self.sized:
+                self.sized = False
+                self.styles.height = "auto"
+            return changed
+        if changed:
+            if isinstance(content, Lines):
+                lines = content.parts or [Text()]
+            else:
+                lines = list(content.split("\n", allow_blank=True)) or [Text()]
+            for line in lines:
+                if len(line.plain) > width:  # too long: cut with an ellipsis, as Rich would
+                    line.truncate(width, overflow="ellipsis")
+            if len(lines) != len(self._lines):
+                self.styles.height = len(lines) + self._chrome
+            self._lines = lines
+            if len(self._strips) > 4 * len(lines) + 64:
+                self._strips.clear()  # bounded: only recent lines are worth keeping
+        return changed
+
+    def render(self) -> RenderableType:
+        if self._content is None or self._width != self._content_width():
+            self.update()
+        assert self._content is not None
+        return self._content
+
+    def render_line(self, y: int) -> Strip:
+        if not self.sized:
+            return super().render_line(y)
+        if self._content is None or self._width < 0:
+            self.update()
+        width = self._width
+        theme = self.app.theme
+        if self._base is None or self._base[0] != theme:
+            self._base = (theme, self.rich_style)  # the panel's colours; looked up per theme
+        base = self._base[1]
+        if y >= len(self._lines):
+            return Strip.blank(width, base)
+        line = self._lines[y]
+        own = line.style
+        key = (line.plain, tuple(line.spans), own, width, base)
+        strip = self._strips.get(key)
+        if strip is None:
+            # Text.render() paints spans only: the panel's colours and the line's own style
+            # go first as a span under the others.
+            under = base + (own if isinstance(own, Style) else Style.parse(own)) if own else base
+            styled = Text(line.plain, spans=[Span(0, len(line.plain), under), *line.spans], end="")
+            strip = Strip(list(styled.render(self.app.console))).crop_extend(0, width, base)
+            self._strips[key] = strip
+        return strip
+
+
+class ProcessPanel(Panel):
+    """The process table; a click on the header sorts, a click on a row selects."""
+
+    def __init__(
+        self,
+        draw: Callable[[int], RenderableType],
+        *,
+        on_sort: Callable[[str], None],
+        on_select: Callable[[int], None],
+        id: str,
+        title: str = "",
+    ) -> None:
+        super().__init__(draw, id=id, title=title)
+        self._on_sort = on_sort
+        self._on_select = on_select
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == HEADER_LINE:
+            key = column_at(offset.x, self.content_size.width)
+            if key is not None:
+                self._on_sort(key)
+        elif offset.y > HEADER_LINE:
+            self._on_select(offset.y - HEADER_LINE - 1)  # the row's index in the table
+
+
+class MainArea(VerticalScroll, can_focus=False):
+    """The scrolled panels; not focusable, so the arrow keys stay the app's (process selection)."""
