@@ -96,7 +96,7 @@ def test_values_stay_in_bounds_over_many_reads(platform: str) -> None:
             assert 0.0 <= gpu.utilization <= 100.0
             assert abs(gpu.utilization - previous.get(gpu.uuid, gpu.utilization)) <= 6.0
             previous[gpu.uuid] = gpu.utilization
-            assert 35 <= gpu.temperature <= 85
+            assert 30 <= gpu.temperature <= 90
             assert part.power_min_w <= gpu.power_consumption <= part.power_max_w
             assert gpu.total_memory == part.total_memory
             assert 0.05 * gpu.total_memory - MIB <= gpu.used_memory <= 0.95 * gpu.total_memory

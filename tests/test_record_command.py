@@ -103,7 +103,7 @@ def test_records_every_section_with_simulated_gpus(
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     stats = TraceStats()
     frames = list(iter_frames([out], stats))
-    assert 3 <= len(frames) <= 7
+    assert 2 <= len(frames) <= 7  # the first frame waits out a CPU window; a loaded host runs late
     first = frames[0]
     assert len(first.gpus) == 2  # type: ignore[arg-type]
     for key in ("cpus", "memory", "chassis", "processes", "storage"):
