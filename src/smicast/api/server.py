@@ -133,11 +133,33 @@ def open_tcp(
         for fam, *_, addr in infos:
             if fam in (socket.AF_INET, socket.AF_INET6) and (fam, tuple(addr)) not in targets:
                 targets.append((fam, tuple(addr)))
+    # Port 0 on several addresses: the first bind picks the port and the others take it,
+    # which another program may hold on one of them; then start again with a new port.
+    attempts = _EPHEMERAL_ATTEMPTS if port == 0 and len(targets) > 1 else 1
+    for attempt in range(attempts):
+        try:
+            out = _listen_all(targets, port, dual_stack=host is None)
+        except ListenError as exc:
+            if exc.errno == errno.EADDRINUSE and attempt + 1 < attempts:
+                continue
+            raise
+        if not out:
+            raise ListenError(errno.EADDRNOTAVAIL, f"cannot listen on any address of {host}:{port}")
+        return out
+    raise AssertionError("unreachable")
+
+
+_EPHEMERAL_ATTEMPTS: Final = 8
+
+
+def _listen_all(
+    targets: list[tuple[int, tuple[Any, ...]]], port: int, *, dual_stack: bool
+) -> list[socket.socket]:
     out: list[socket.socket] = []
     try:
         for family, addr in targets:
             sock = _listen(
-                family, (addr[0], port, *addr[2:]), dual_stack=host is None, some=len(targets) > 1
+                family, (addr[0], port, *addr[2:]), dual_stack=dual_stack, some=len(targets) > 1
             )
             if sock is None:
                 continue
@@ -147,8 +169,6 @@ def open_tcp(
         for sock in out:
             sock.close()
         raise
-    if not out:
-        raise ListenError(errno.EADDRNOTAVAIL, f"cannot listen on any address of {host}:{port}")
     return out
 
 
