@@ -14,6 +14,7 @@ from smicast.schema import Snapshot
 log = logging.getLogger("smicast.api")
 T = TypeVar("T")
 
+
 async def collection_loop(
     state: ApiState,
     *,
