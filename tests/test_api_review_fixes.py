@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import time
@@ -18,28 +17,9 @@ from smicast.collect import Collector
 from smicast.include import Section
 from tests.api_harness import RunningServer, SseReader, raw_request, running
 from tests.fakes import FailingReader, StaticReader, make_gpu, make_process, make_snapshot
+from tests.test_api_http import FakeClock, get
 
 ALL = frozenset(Section)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def get(
-    port: int, target: str, headers: dict[str, str] | None = None, method: str = "GET"
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, target, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 class SlowReader(StaticReader):
