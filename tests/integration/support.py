@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import http.server
 import json
 import os
 import queue
@@ -377,3 +378,21 @@ class SseStream:
             if message.event == name:
                 found.append(message)
         return found
+
+
+@contextlib.contextmanager
+def serve_http(
+    handler: type[http.server.BaseHTTPRequestHandler], done: threading.Event
+) -> Iterator[str]:
+    """A scripted HTTP origin on 127.0.0.1 for the browser; `done` releases held streams."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, name="scripted-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        done.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)

@@ -31,6 +31,7 @@ from tests.integration.support import (
     SmicastServer,
     SseStream,
     http_get,
+    serve_http,
     smicast_server,
 )
 
@@ -227,17 +228,8 @@ def scripted_origin() -> Iterator[str]:
             else:
                 self.send_error(404)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="scripted-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        done.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serve_http(Handler, done) as origin:
+        yield origin
 
 
 def test_dashboard_shows_lag_and_reader_errors(scripted_origin: str, browser: WebDriver) -> None:

@@ -23,7 +23,7 @@ from smicast.encode import snapshot_json
 from smicast.schema import ReaderError, Snapshot, utc_timestamp
 from tests.fakes import make_gpu, make_snapshot
 from tests.integration.browser import count, series_pixels, severe_console_entries, text, wait
-from tests.integration.support import ARTIFACTS_DIR, CSP
+from tests.integration.support import ARTIFACTS_DIR, CSP, serve_http
 
 pytestmark = pytest.mark.integration
 
@@ -108,17 +108,8 @@ def scripted_origin() -> Iterator[str]:
             else:
                 self.send_error(404)
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="scripted-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        done.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serve_http(Handler, done) as origin:
+        yield origin
 
 
 def chart_attribute(driver: WebDriver, name: str) -> str:
