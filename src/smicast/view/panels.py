@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from rich.console import RenderableType
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
 from textual import events
@@ -37,6 +39,7 @@ class Panel(Widget):
         self._width = -1
         self._strips: dict[object, Strip] = {}
         self._base: tuple[str, Style] | None = None
+        self._span_styles: dict[tuple[Style, str | Style], Style] = {}  # (under, span) -> style
         self.sized = True  # False: the height follows the content (a layout refresh redraws)
         if title:
             self.border_title = title
@@ -101,10 +104,44 @@ class Panel(Widget):
             # Text.render() paints spans only: the panel's colours and the line's own style
             # go first as a span under the others.
             under = base + (own if isinstance(own, Style) else Style.parse(own)) if own else base
-            styled = Text(line.plain, spans=[Span(0, len(line.plain), under), *line.spans], end="")
-            strip = Strip(list(styled.render(self.app.console))).crop_extend(0, width, base)
+            segments = self._segments(line, under)
+            if segments is None:
+                styled = Text(line.plain, spans=[Span(0, len(line.plain), under), *line.spans])
+                segments = list(styled.render(self.app.console))
+            strip = Strip(segments).crop_extend(0, width, base)
             self._strips[key] = strip
         return strip
+
+    def _segments(self, line: Text, under: Style) -> list[Segment] | None:
+        """`line`'s segments over `under` where its spans follow each other without
+        overlapping (every line the panels build), as Text.render would paint them at a
+        fraction of its cost; None for overlapping spans, which Text.render combines."""
+        plain, styles = line.plain, self._span_styles
+        if len(styles) > 1024:
+            styles.clear()  # bounded: a theme change leaves old combinations behind
+        get_style = self.app.console.get_style
+        segments: list[Segment] = []
+        pos, length = 0, len(plain)
+        for start, end, style in line.spans:
+            end = min(end, length)
+            if start < pos:
+                return None
+            if end <= start:
+                continue
+            if start > pos:
+                segments.append(Segment(plain[pos:start], under))
+            combined = styles.get((under, style))
+            if combined is None:
+                combined = under + get_style(style, default=_NULL)
+                styles[(under, style)] = combined
+            segments.append(Segment(plain[start:end], combined))
+            pos = end
+        if pos < length:
+            segments.append(Segment(plain[pos:], under))
+        return segments
+
+
+_NULL: Final = Style.null()
 
 
 class ProcessPanel(Panel):

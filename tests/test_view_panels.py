@@ -1,0 +1,74 @@
+"""The panel widget's painting: the direct span painter gives what Rich's Text.render gives."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Span, Text
+from textual.app import App, ComposeResult
+
+from smicast.view import render
+from smicast.view.model import HostView, SourceEvent, ViewModel
+from smicast.view.panels import Panel
+from tests.view_support import simulated_frames
+
+
+class OnePanel(App[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = [Text(f"row {i}") for i in range(5)]
+
+    def compose(self) -> ComposeResult:
+        yield Panel(lambda width: render._lines(list(self.lines)), id="p", title="P")
+
+
+def test_direct_painting_matches_text_render() -> None:
+    model = ViewModel()
+    for frame in simulated_frames(8, 3):
+        model.apply(SourceEvent("node", frame), 0.0)
+    host = model.first()
+    lines = [
+        *render.gpu_panel(host, 158, 50).parts,  # type: ignore[attr-defined]
+        *render.gpu_panel(model_with(64), 158, 50).parts,  # type: ignore[attr-defined]
+        render.cpu_panel(host, 158),
+        Text("plain"),
+        Text(""),
+        Text("gap then span", spans=[Span(4, 8, "bold"), Span(9, 13, Style(color="red"))]),
+    ]
+
+    async def main() -> None:
+        app = OnePanel()
+        async with app.run_test(size=(160, 20)) as pilot:
+            await pilot.pause()
+            panel = app.query_one(Panel)
+            under = Style(bgcolor="blue") + Style(italic=True)
+            checked = 0
+            for line in lines:
+                for part in line.split("\n"):
+                    fast = panel._segments(part, under)
+                    assert fast is not None
+                    styled = Text(part.plain, spans=[Span(0, len(part.plain), under), *part.spans])
+                    slow = list(styled.render(app.console))
+                    assert _cells(fast) == _cells(slow), part.plain
+                    checked += 1
+            assert checked > 70
+            overlapping = Text("abcdef", spans=[Span(0, 4, "red"), Span(2, 6, "bold")])
+            assert panel._segments(overlapping, under) is None  # Rich combines those
+
+    asyncio.run(main())
+
+
+def model_with(gpus: int) -> HostView:
+    model = ViewModel()
+    for frame in simulated_frames(gpus, 2):
+        model.apply(SourceEvent("node", frame), 0.0)
+    host = model.first()
+    assert host is not None
+    return host
+
+
+def _cells(segments: list[Segment]) -> list[tuple[str, Style | None]]:
+    """One (character, style) per cell: how segments are cut does not show on screen."""
+    return [(ch, seg.style) for seg in segments for ch in seg.text]
