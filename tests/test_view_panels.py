@@ -1,4 +1,5 @@
-"""The panel widget's painting: the direct span painter gives what Rich's Text.render gives."""
+"""The panel widget's painting: panels out of view wait until they are scrolled to,
+and the direct span painter gives exactly what Rich's Text.render gives."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from rich.text import Span, Text
 from textual.app import App, ComposeResult
 
 from smicast.view import render
+from smicast.view.app import ViewerApp
 from smicast.view.model import HostView, SourceEvent, ViewModel
-from smicast.view.panels import Panel
-from tests.view_support import simulated_frames
+from smicast.view.panels import MainArea, Panel
+from tests.test_view_app import settle
+from tests.view_support import ListSource, simulated_frames
 
 
 class OnePanel(App[None]):
@@ -22,6 +25,31 @@ class OnePanel(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Panel(lambda width: render._lines(list(self.lines)), id="p", title="P")
+
+
+def test_panels_out_of_view_are_drawn_when_scrolled_to() -> None:
+    frames = simulated_frames(64, 3)
+
+    async def main() -> None:
+        source = ListSource([SourceEvent("node", frames[0])])
+        app = ViewerApp(ViewModel(), source)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(pilot, lambda: app.model.hosts.get("node") is not None)
+            await pilot.pause(0.15)
+            procs = app.query_one("#processes", Panel)
+            gpus = app.query_one("#gpus", Panel)
+            shown = procs._lines
+            source.push(SourceEvent("node", frames[1]))
+            await settle(pilot, lambda: app.model.hosts["node"].frames == 2)
+            await pilot.pause(0.15)
+            # 64 GPU rows fill the screen: the process table below them is not drawn
+            assert gpus.in_view() and not procs.in_view()
+            assert procs.stale and procs._lines is shown
+            app.query_one(MainArea).scroll_end(animate=False)
+            await settle(pilot, lambda: not procs.stale)
+            assert procs.in_view() and procs._lines is not shown
+
+    asyncio.run(main())
 
 
 def test_direct_painting_matches_text_render() -> None:

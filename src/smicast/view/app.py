@@ -136,6 +136,7 @@ class ViewerApp(App[int]):
                 id="events",
                 title="Errors and alerts",
             ),
+            on_reveal=self.request_redraw,
             id="main",
         )
         if self._tabs:
@@ -194,6 +195,9 @@ class ViewerApp(App[int]):
                 self.first_frame_at = self._monotonic()
             self.request_redraw()
 
+    def on_tabbed_content_tab_activated(self) -> None:
+        self.request_redraw(now=True)  # its panels were skipped while the tab was hidden
+
     def request_redraw(self, *, now: bool = False) -> None:
         """Redraw every visible panel, at most MAX_REDRAWS_PER_S times a second."""
         wait = self._last_draw + 1 / MAX_REDRAWS_PER_S - self._monotonic()
@@ -207,7 +211,11 @@ class ViewerApp(App[int]):
         self._draw_pending = False
         self._last_draw = self._monotonic()
         for panel in self.query(Panel):
-            if panel.display and panel.update():
+            if not panel.display:
+                continue
+            if not panel.in_view():
+                panel.stale = True  # drawn when it is painted (scrolled to, its tab shown)
+            elif panel.update():
                 panel.refresh(layout=not panel.sized)
 
     def repaint(self, panel_id: str) -> None:

@@ -39,6 +39,7 @@ class Panel(Widget):
         self._width = -1
         self._strips: dict[object, Strip] = {}
         self._base: tuple[str, Style] | None = None
+        self.stale = False  # a redraw skipped it while out of view
         self._span_styles: dict[tuple[Style, str | Style], Style] = {}  # (under, span) -> style
         self.sized = True  # False: the height follows the content (a layout refresh redraws)
         if title:
@@ -54,6 +55,7 @@ class Panel(Widget):
         """Draw the content again; True when it differs from what is on the screen."""
         width = self._content_width()
         content = self._draw(width)
+        self.stale = False
         changed = not (
             isinstance(content, Text) and width == self._width and content == self._content
         )
@@ -78,8 +80,15 @@ class Panel(Widget):
                 self._strips.clear()  # bounded: only recent lines are worth keeping
         return changed
 
+    def in_view(self) -> bool:
+        """Some of the panel is on the screen (not scrolled away, not on another tab)."""
+        region = self.region
+        parent = self.parent
+        view = parent.region if isinstance(parent, MainArea) else self.screen.region
+        return bool(region) and region.overlaps(view)
+
     def render(self) -> RenderableType:
-        if self._content is None or self._width != self._content_width():
+        if self._content is None or self.stale or self._width != self._content_width():
             self.update()
         assert self._content is not None
         return self._content
@@ -173,4 +182,17 @@ class ProcessPanel(Panel):
 
 
 class MainArea(VerticalScroll, can_focus=False):
-    """The scrolled panels; not focusable, so the arrow keys stay the app's (process selection)."""
+    """The scrolled panels; not focusable, so the arrow keys stay the app's (process selection).
+
+    A redraw skips the panels scrolled out of view; `on_reveal` draws them when a
+    scroll brings one back.
+    """
+
+    def __init__(self, *panels: Panel, on_reveal: Callable[[], None], id: str) -> None:
+        super().__init__(*panels, id=id)
+        self._on_reveal = on_reveal
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if any(panel.stale for panel in self.query(Panel)):
+            self._on_reveal()
