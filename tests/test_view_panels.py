@@ -27,7 +27,7 @@ class OnePanel(App[None]):
         yield Panel(lambda width: render._lines(list(self.lines)), id="p", title="P")
 
 
-def test_panels_out_of_view_are_drawn_when_scrolled_to() -> None:
+def test_panels_out_of_view_are_drawn_when_a_scroll_or_a_hidden_panel_reveals_them() -> None:
     frames = simulated_frames(64, 3)
 
     async def main() -> None:
@@ -48,6 +48,12 @@ def test_panels_out_of_view_are_drawn_when_scrolled_to() -> None:
             app.query_one(MainArea).scroll_end(animate=False)
             await settle(pilot, lambda: not procs.stale)
             assert procs.in_view() and procs._lines is not shown
+
+            app.query_one(MainArea).scroll_home(animate=False)
+            source.push(SourceEvent("node", frames[2]))
+            await settle(pilot, lambda: app.model.hosts["node"].frames == 3 and procs.stale)
+            await pilot.press("1")  # hiding the GPU panel brings the table into view
+            await settle(pilot, lambda: not procs.stale)
 
     asyncio.run(main())
 

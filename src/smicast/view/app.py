@@ -258,6 +258,14 @@ class ViewerApp(App[int]):
         if panel.display:
             panel.update()  # it was not drawn while hidden
         self.say(f"{name} panel {'shown' if panel.display else 'hidden'}")
+        self.call_after_refresh(self._draw_revealed)  # panels the new layout brings into view
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._draw_revealed)
+
+    def _draw_revealed(self) -> None:
+        if any(panel.stale and panel.in_view() for panel in self.query(Panel)):
+            self.request_redraw(now=True)
 
     def action_next_sort(self) -> None:
         self.procs.next_sort()
