@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -211,3 +212,18 @@ def test_create_new_refuses_a_symlink(tmp_path: Path, dangling: bool) -> None:
     assert target.exists() is not dangling
     if not dangling:
         assert target.read_bytes() == b"keep"
+
+
+def test_read_capped_reads_one_byte_past_the_cap_and_can_refuse_links(tmp_path: Path) -> None:
+    from smicast.fsutil import read_capped
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    assert read_capped(path, 1000) == b"x" * 100
+    assert read_capped(path, 10) == b"x" * 11  # longer than the cap: the caller says too large
+    link = tmp_path / "link"
+    link.symlink_to(path)
+    assert read_capped(link, 1000) == b"x" * 100
+    with pytest.raises(OSError) as info:
+        read_capped(link, 1000, follow_symlinks=False)
+    assert info.value.errno == errno.ELOOP

@@ -123,3 +123,15 @@ def fsync_dir(directory: Path) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def read_capped(path: Path, max_bytes: int, *, follow_symlinks: bool = True) -> bytes:
+    """At most `max_bytes + 1` bytes of `path`: a result longer than `max_bytes` means the
+    file is too large (the caller says so in its own words). OSError as `open` raises it;
+    with `follow_symlinks=False` a symbolic link is refused (ELOOP)."""
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(max_bytes + 1)

@@ -16,6 +16,8 @@ from typing import Any, Final
 
 import yaml
 
+from smicast.fsutil import read_capped
+
 MAX_CONFIG_BYTES: Final = 1 << 20
 
 CLIENT_AUTH_TYPES: Final = (
@@ -132,8 +134,7 @@ _StrictLoader.add_constructor(
 def load(path: Path) -> WebConfig:
     """Read and check `path`; WebConfigError names the file and the key at fault."""
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
+        data = read_capped(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         raise WebConfigError(f"{path}: {exc.strerror or exc}") from exc
     if len(data) > MAX_CONFIG_BYTES:

@@ -9,13 +9,13 @@ otherwise); verification is never turned off.
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from smicast.envconfig import lookup
+from smicast.fsutil import read_capped
 
 MAX_TOKEN_BYTES: Final = 4096
 
@@ -27,11 +27,9 @@ class AuthError(ValueError):
 def load_token(path: Path | None, environ: Mapping[str, str] | None = None) -> str | None:
     if path is not None:
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            raw = read_capped(path, MAX_TOKEN_BYTES)
         except OSError as exc:
             raise AuthError(f"{path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as f:
-            raw = f.read(MAX_TOKEN_BYTES + 1)
         if len(raw) > MAX_TOKEN_BYTES:
             raise AuthError(f"{path}: a token file holds at most {MAX_TOKEN_BYTES} bytes")
         token = raw.decode("utf-8", "replace").strip()

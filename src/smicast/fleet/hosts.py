@@ -12,12 +12,13 @@ Credentials never leave a `HostSpec` except in the `Authorization` header: the
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+from smicast.fsutil import read_capped
 
 MAX_HOSTS: Final = 1024  # the trace header's bound, so a fleet trace lists every host
 MAX_HOSTFILE_BYTES: Final = 10 << 20
@@ -91,11 +92,9 @@ def parse_hosts_option(values: list[str]) -> list[HostSpec]:
 def read_hostfile(path: Path) -> list[HostSpec]:
     """One host per line; `#` comments and blank lines skipped; bounded in size and count."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        data = read_capped(path, MAX_HOSTFILE_BYTES)
     except OSError as exc:
         raise HostError(f"{path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(MAX_HOSTFILE_BYTES + 1)
     if len(data) > MAX_HOSTFILE_BYTES:
         raise HostError(f"{path}: host file larger than {MAX_HOSTFILE_BYTES >> 20} MB")
     hosts: list[HostSpec] = []
