@@ -5,29 +5,21 @@
 """
 
 import errno
-import socket
 import sys
+
+from smicast.api.server import ListenError, open_tcp
 
 
 def port_is_free(port: int) -> bool:
-    for family, addr in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
-        try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-        except OSError:
-            continue  # no IPv6 on this machine
-        with sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            try:
-                sock.bind((addr, port))
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return False
-                if family == socket.AF_INET6:
-                    continue
-                raise
-            return True
+    """Bind exactly as `smicast api` does with no --bind (every interface, dual stack)."""
+    try:
+        sockets = open_tcp(None, port)
+    except ListenError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return False
+        raise
+    for sock in sockets:
+        sock.close()
     return True
 
 
@@ -39,8 +31,8 @@ def main() -> int:
     port = int(target)
     try:
         free = port_is_free(port)
-    except OSError as exc:
-        print(f"make: cannot listen on port {port}: {exc.strerror}", file=sys.stderr)
+    except ListenError as exc:  # it names the address
+        print(f"make: {exc.strerror}", file=sys.stderr)
         return 1
     if not free:
         hint = " (Prometheus also defaults to 9090)" if port == 9090 else ""
