@@ -7,6 +7,7 @@ Exit 2: bad options.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import TYPE_CHECKING
 
@@ -165,5 +166,14 @@ def run(args: argparse.Namespace) -> int:
     model = ViewModel(AlertConfig.from_options(args.alert_temp, args.alert_util_low_mins))
     theme = THEMES[0] if args.theme == "dark" else THEMES[1]
     app = make_app(model, source, theme=theme)
-    result = app.run()
+    result = app.run(loop=_event_loop())
     return result if isinstance(result, int) else 0
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (a fleet's hundreds of streams cost less), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
