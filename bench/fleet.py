@@ -9,9 +9,10 @@ port with its own host name, publishing simulated NVIDIA GPUs and their processe
 every INTERVAL seconds (starts staggered over one interval). Each frame's
 `timestamp` carries the publish time to the microsecond.
 
-This process is the viewer: the fleet source (one client per host) feeding the view
-model, and, unless --no-render, the cluster tab rendered to a string at most twice a
-second when something changed, as the fleet app does. It prints:
+This process is the viewer, on the event loop `smicast view` runs (uvloop where it is
+installed): the fleet source (one client per host) feeding the view model, and, unless
+--no-render, the cluster tab rendered to a string at most twice a second when something
+changed, as the fleet app does. It prints:
 
 - first complete view: seconds from the viewer's start until every host has a frame;
 - viewer CPU: this process's CPU time over --window seconds of steady state, as % of
@@ -308,6 +309,8 @@ def main() -> None:
     ap.add_argument("--serve-agents", help=argparse.SUPPRESS)
     args = ap.parse_args()
     raise_nofile()
+    from smicast.commands.view import _event_loop as viewer_loop  # uvloop, as `smicast view`
+
     if args.serve_agents:
         count, interval = args.serve_agents.split("x")
         asyncio.run(serve_agents(int(count), float(interval), args.gpus))
@@ -327,13 +330,14 @@ def main() -> None:
                 agents = Agents(count, interval, args.gpus)
                 try:
                     kill = index == 0 and transport == "sse"
-                    runs.append(
-                        asyncio.run(
-                            watch(agents, interval, transport=transport, window_s=args.window,
-                                  render=not args.no_render, kill=kill,
-                                  first_view_timeout_s=args.first_view_timeout)
-                        )
-                    )  # fmt: skip
+                    with asyncio.Runner(loop_factory=viewer_loop) as runner:
+                        runs.append(
+                            runner.run(
+                                watch(agents, interval, transport=transport, window_s=args.window,
+                                      render=not args.no_render, kill=kill,
+                                      first_view_timeout_s=args.first_view_timeout)
+                            )
+                        )  # fmt: skip
                 finally:
                     agents.close()
             shown = median(runs, "shown")

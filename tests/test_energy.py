@@ -372,3 +372,22 @@ def test_a_gpu_without_a_usable_uuid_is_counted_but_not_saved(tmp_path: Path) ->
         }
     )
     assert store.load() == {EnergyKey(Scope.GPU, HOST, "GPU-ok"): 7.0}
+
+
+def test_session_sum_of_a_scope_over_hosts_equals_the_rows_sum() -> None:
+    meter = EnergyMeter(seed={EnergyKey(Scope.GPU, "a", "GPU-old"): 5_000.0})
+    for step in range(4):
+        for host in ("a", "b", "c"):
+            gpus = [
+                make_gpu("A100", hostname=host, uuid=f"{host}-{i}", power_consumption=100.0 * i)
+                for i in range(3)
+            ]
+            meter.observe(make_snapshot(hostname=host, gpus=gpus, cpus=[make_cpu()]), step * 1.5)
+    hosts = {"a", "c"}
+    by_rows = sum(
+        r.session_j for r in meter.rows() if r.key.scope is Scope.GPU and r.key.host in hosts
+    )
+    assert by_rows > 0
+    assert meter.session_j(Scope.GPU, hosts) == pytest.approx(by_rows, rel=1e-12)
+    assert meter.session_j(Scope.GPU, set()) == 0
+    assert meter.session_j(Scope.CHASSIS, {"a", "b", "c"}) == 0

@@ -10,6 +10,7 @@ from rich.console import Console
 from smicast.encode import snapshot_json
 from smicast.fleet.client import ClientOptions
 from smicast.fleet.hosts import parse_host
+from smicast.fleet.link import HostLink, HostState, Transport
 from smicast.fleet.source import FleetSource
 from smicast.fleet.trace import fleet_frame
 from smicast.include import Section
@@ -18,7 +19,7 @@ from smicast.view.fleet_app import FleetApp, make_app
 from smicast.view.fleet_render import cluster_panel
 from smicast.view.fleet_sources import FleetReplaySource, is_fleet_trace
 from smicast.view.fleet_summary import FleetView
-from smicast.view.model import ViewModel
+from smicast.view.model import SourceEvent, ViewModel
 from smicast.view.replay import Trace
 from tests.fleet_harness import Agent, AppAgent, metrics_only_app
 from tests.view_support import T0, simulated_frames
@@ -104,3 +105,29 @@ def test_a_recorded_fleet_replays_as_a_fleet(tmp_path: Path) -> None:
     fleet = FleetView(model)
     shown = text_of(cluster_panel(fleet, 0.0, T0 + 3, 160, 40))
     assert "2 hosts" in shown and "6 GPUs" in shown and "replay" in shown
+
+
+def test_a_host_row_follows_its_link_and_frames() -> None:
+    spec = parse_host("node-a:9090")
+    link = HostLink(spec)
+    model = ViewModel()
+    fleet = FleetView(model, {spec.label: link})
+    frames = simulated_frames(2, 2, hostname="node-a")
+    model.apply(SourceEvent(spec.label, frames[0]), now_s=T0)
+    host = model.hosts[spec.label]
+    first = fleet.row(host, 0.0, T0)
+    assert (first.state, first.transport, first.error, first.gpus) == ("connecting", "-", None, 2)
+    assert fleet.row(host, 0.0, T0) is first  # nothing changed: the same row
+    link.transport = Transport.SSE
+    link.frame(1.0)
+    live = fleet.row(host, 1.0, T0)
+    assert (live.state, live.transport) == ("live", "sse") and live.util_pct == first.util_pct
+    link.fail("connection refused", HostState.OFFLINE)
+    down = fleet.row(host, 1.5, T0)
+    assert (down.state, down.error) == ("offline", "connection refused")
+    link.frame(2.0)
+    model.apply(SourceEvent(spec.label, frames[1]), now_s=T0 + 1)
+    back = fleet.row(host, 2.0, T0 + 1)
+    assert (back.state, back.error) == ("live", None)
+    gpus = host.gpu_list()
+    assert back.mem_used == sum(g.info.used_memory for g in gpus)

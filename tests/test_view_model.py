@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterable
+
 import pytest
 from rich.console import Console
 
-from smicast.schema import ChassisInfo, CoreUtilization, ReaderError
-from smicast.view.alerts import AlertConfig, Level
+from smicast.schema import ChassisInfo, CoreUtilization, GpuInfo, ReaderError
+from smicast.view.alerts import AlertConfig, Alerter, Level, Transition, _State
 from smicast.view.model import HISTORY_SAMPLES, Ring, SourceEvent, ViewModel
 from smicast.view.text import clean, inert
 from tests.fakes import make_cpu, make_gpu, make_snapshot
@@ -163,3 +166,49 @@ def test_ring_peaks_match_a_full_recount() -> None:
             if first % size:  # the oldest bucket is cut by the ring: only whole ones count
                 recount = recount[1:]
             assert got == recount[-6:], (step, size)
+
+
+class _EveryRuleAlerter(Alerter):
+    """The rules applied to every GPU on every frame, with no shortcut for quiet GPUs."""
+
+    def evaluate(
+        self, host: str, gpus: Iterable[tuple[str, str, GpuInfo]], now_s: float
+    ) -> list[Transition]:
+        out: list[Transition] = []
+        seen = set()
+        for key, label, gpu in gpus:
+            seen.add(key)
+            state = self._states.setdefault(key, _State())
+            self._temperature(state, host, label, gpu, now_s, out)
+            self._idle(state, host, label, gpu, now_s, out)
+        for gone in self._states.keys() - seen:
+            del self._states[gone]
+        self.log.extend(out)
+        return out
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        AlertConfig(util_idle_warn_mins=0.05),
+        AlertConfig(temp_warn_c=0, temp_crit_c=85, util_idle_warn_mins=0),
+        AlertConfig(temp_warn_c=0, temp_crit_c=0, util_idle_pct=0, util_idle_warn_mins=0.02),
+    ],
+)
+def test_quiet_gpus_skip_no_transition_the_full_rules_make(config: AlertConfig) -> None:
+    rng = random.Random(7)
+    fast, full = Alerter(config), _EveryRuleAlerter(config)
+    temps = [0, -3, 40, 78, 79, 80, 84, 88, 89, 90, 95]
+    utils: list[float | None] = [None, -1.0, 0.0, 3.0, 5.0, 5.5, 50.0, float("nan")]
+    for step in range(600):
+        gpus = [
+            (
+                f"g{i}",
+                f"GPU{i}",
+                make_gpu(temperature=rng.choice(temps), utilization=rng.choice(utils)),
+            )
+            for i in range(rng.randint(1, 4))
+        ]
+        assert fast.evaluate("h", gpus, step * 1.0) == full.evaluate("h", gpus, step * 1.0)
+        assert fast.active() == full.active()
+    assert len(full.log) > 10

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -200,6 +200,15 @@ class EnergyMeter:
             key=lambda kd: (kd[1].order, kd[0]),
         )
         return [EnergyRow(key, d.total_j, d.session_j, d.gpu_index, d.measured) for key, d in seen]
+
+    def session_j(self, scope: Scope, hosts: Container[str]) -> float:
+        """Energy of one scope's devices on `hosts` since this process started: what
+        summing `rows()` gives, without ordering every device (a fleet view asks each second)."""
+        return sum(
+            d.session_j
+            for key, d in self._devices.items()
+            if d.session_j > 0 and key.scope is scope and key.host in hosts
+        )
 
     def totals(self) -> dict[EnergyKey, float]:
         """Every lifetime total, including carried-over devices not seen yet (for saving)."""

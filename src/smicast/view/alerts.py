@@ -22,6 +22,7 @@ from typing import Final
 from smicast.schema import GpuInfo
 
 ALERT_LOG_SIZE: Final = 50
+_NEVER: Final = float("inf")
 
 
 class Level(IntEnum):
@@ -110,14 +111,29 @@ class Alerter:
         """`gpus`: (state key, display label, reading) for every GPU in the frame."""
         out: list[Transition] = []
         seen: set[str] = set()
+        states = self._states
+        cfg = self.config
+        # A GPU at OK and clear of every threshold changes nothing: most GPUs, most frames.
+        quiet_below = min((t for t in (cfg.temp_warn_c, cfg.temp_crit_c) if t > 0), default=_NEVER)
+        idle_rule = cfg.util_idle_warn_mins > 0
+        busy_above = max(cfg.util_idle_pct, 0.0)  # and a reading, not the -1 sentinel
         for key, label, gpu in gpus:
             seen.add(key)
-            state = self._states.setdefault(key, _State())
-            self._temperature(state, host, label, gpu, now_s, out)
-            self._idle(state, host, label, gpu, now_s, out)
-        for gone in self._states.keys() - seen:
-            del self._states[gone]
-        self.log.extend(out)
+            state = states.get(key)
+            if state is None:
+                state = states[key] = _State()
+            if state.temp is not Level.OK or gpu.temperature >= quiet_below:
+                self._temperature(state, host, label, gpu, now_s, out)
+            util = gpu.utilization
+            if state.idle is Level.OK and idle_rule and util is not None and util > busy_above:
+                state.idle_since_s = None  # what `_idle` does for a busy GPU at OK
+            else:
+                self._idle(state, host, label, gpu, now_s, out)
+        if len(states) > len(seen):
+            for gone in states.keys() - seen:
+                del states[gone]
+        if out:
+            self.log.extend(out)
         return out
 
     def _temperature(

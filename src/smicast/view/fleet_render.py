@@ -44,10 +44,13 @@ _BUCKET_STYLE: Final = (
 )
 
 
+_NO_READING: Final = "grey19"
+
+
 def _bucket(value: float | None) -> str:
     if value is None:
-        return "grey19"
-    return _BUCKET_STYLE[min(9, max(0, int(value // 10)))]
+        return _NO_READING
+    return _BUCKET_STYLE[9 if value >= 90 else 0 if value < 10 else int(value) // 10]
 
 
 class GpuGrid:
@@ -65,10 +68,15 @@ class GpuGrid:
         width = max(1, min(self.width, options.max_width))
         styles: dict[str, Style] = {}
         cells = self.cells
+        buckets = _BUCKET_STYLE
         for start in range(0, len(cells), width):
             run_name, run = "", 0
             for value in cells[start : start + width]:
-                name = _bucket(value)
+                # _bucket() inlined: this loop runs once per GPU per redraw
+                if value is None:
+                    name = _NO_READING
+                else:
+                    name = buckets[9 if value >= 90 else 0 if value < 10 else int(value) // 10]
                 if name != run_name and run:
                     yield Segment(CELL * run, _style(styles, console, run_name))
                     run = 0

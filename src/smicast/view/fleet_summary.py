@@ -13,7 +13,7 @@ recent (two of its intervals) and `stale` after.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final
 
 from smicast.energy.meter import EnergyMeter, Scope
@@ -76,6 +76,9 @@ class FleetView:
         # Per host, what its latest frame says (rows and grid cells), keyed by its frame count:
         # a redraw of 1,000 hosts recomputes only the hosts that sent something.
         self._frame_cache: dict[str, tuple[int, HostRow, list[float | None]]] = {}
+        # The row last shown per host (frame facts plus state, transport, error): most
+        # redraws change none of them for most hosts.
+        self._rows: dict[str, tuple[HostRow, HostRow]] = {}
 
     # -- input ------------------------------------------------------------------
     def meter(self) -> None:
@@ -160,12 +163,23 @@ class FleetView:
         state, transport = self.state(host, now_s, wall_s)
         link = self.links.get(host.key)
         facts, _ = self._frame_facts(host)
-        return replace(
-            facts,
-            state=state,
-            transport=transport,
-            error=(link.error if link is not None else None) or host.source_error,
-        )
+        error = (link.error if link is not None else None) or host.source_error
+        cached = self._rows.get(host.key)
+        if (
+            cached is not None
+            and cached[0] is facts
+            and cached[1].state == state
+            and cached[1].transport == transport
+            and cached[1].error == error
+        ):
+            return cached[1]
+        f = facts
+        row = HostRow(
+            f.key, f.hostname, state, transport, f.gpus, f.util_pct, f.mem_used, f.mem_total,
+            f.power_w, f.alert, error,
+        )  # fmt: skip
+        self._rows[host.key] = (facts, row)
+        return row
 
     def totals(self, rows: list[HostRow], now_s: float) -> Totals:
         states: dict[str, int] = {}
@@ -189,12 +203,7 @@ class FleetView:
         """GPU energy of the listed hosts since the viewer started; summed once a second."""
         if self._energy_at is None or now_s - self._energy_at >= 1.0 or now_s < self._energy_at:
             self.meter()
-            hostnames = {r.hostname for r in rows}
-            self._energy_j = sum(
-                row.session_j
-                for row in self.energy.rows()
-                if row.key.scope is Scope.GPU and row.key.host in hostnames
-            )
+            self._energy_j = self.energy.session_j(Scope.GPU, {r.hostname for r in rows})
             self._energy_at = now_s
         return self._energy_j
 

@@ -67,6 +67,8 @@ class Ring:
     def push(self, value: float | None) -> None:
         self._values.append(value)
         self.pushes += 1
+        if not self._buckets:  # no view draws this series: nothing more to keep
+            return
         for size, (done, filling) in self._buckets.items():
             filling.append(value)
             if len(filling) == size:
@@ -150,10 +152,14 @@ class GpuView:
     temperature: Ring = field(default_factory=Ring)
     power: Ring = field(default_factory=Ring)
     _throttle: tuple[int, list[str]] | None = field(default=None, repr=False)
+    _label: tuple[int, str, str] | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
-        return f"GPU{self.index} {self.info.name}"
+        cached = self._label
+        if cached is None or cached[0] != self.index or cached[1] != self.info.name:
+            cached = self._label = (self.index, self.info.name, f"GPU{self.index} {self.info.name}")
+        return cached[2]
 
     @property
     def throttle_keys(self) -> list[str]:
@@ -166,8 +172,10 @@ class GpuView:
     def push(self, info: GpuInfo) -> None:
         self.info = info
         self.util.push(reading(info.utilization))
-        self.memory.push(percent(info.used_memory, info.total_memory))
-        self.temperature.push(float(info.temperature) if info.temperature > 0 else None)
+        total = info.total_memory
+        self.memory.push(info.used_memory * 100.0 / total if total > 0 else None)
+        temp = info.temperature
+        self.temperature.push(float(temp) if temp > 0 else None)
         self.power.push(reading(info.power_consumption))
 
     def clear(self) -> None:
