@@ -215,8 +215,9 @@ async def watch(
         async for event in source.events():
             now = time.time()
             model.apply(event, now)
-            if event.snapshot is not None:
-                sent = timestamp_epoch(event.snapshot.timestamp)
+            frame = event.snapshot or (event.frame.readings if event.frame else None)
+            if frame is not None:
+                sent = timestamp_epoch(frame.timestamp)
                 if sent is not None:
                     sent_at.append(sent)
                     applied_at.append(now)

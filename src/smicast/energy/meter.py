@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from msgspec import UNSET
 
-from smicast.schema import Snapshot
+from smicast.readings import GpuReading, Readings
+from smicast.schema import GpuInfo, Snapshot
 
 __all__ = [
     "GAP_S",
@@ -117,11 +118,14 @@ class EnergyMeter:
                 self._devices[key] = _Device(total_j=joules)
 
     def observe(
-        self, snapshot: Snapshot, at: float, counters_mj: Mapping[str, int] | None = None
+        self,
+        snapshot: Snapshot | Readings,
+        at: float,
+        counters_mj: Mapping[str, int] | None = None,
     ) -> None:
         """One frame's readings at monotonic time `at`; `counters_mj`: NVML counters by UUID."""
         counters = counters_mj or {}
-        gpus = snapshot.gpus if snapshot.gpus is not UNSET else []
+        gpus: Sequence[GpuInfo | GpuReading] = snapshot.gpus if snapshot.gpus is not UNSET else []
         for index, gpu in enumerate(gpus):
             watts = gpu.power_consumption
             counter = counters.get(gpu.uuid)

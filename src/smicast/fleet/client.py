@@ -39,9 +39,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from smicast.encode import decode_snapshot
 from smicast.fleet.link import HostLink, HostState, Transport
 from smicast.fleet.metrics_text import parse_metrics
+from smicast.readings import LazyFrame
 from smicast.record.sse import SseParser
 from smicast.schema import SCHEMA_VERSION, Snapshot
 
@@ -78,7 +78,9 @@ class ClientOptions:
     include: str = INCLUDE
 
 
-Emit = Callable[[HostLink, Snapshot], None]
+# A pushed or /snapshot frame comes as a LazyFrame (its readings decoded, the rest when a
+# view asks); a /metrics answer is parsed into a Snapshot.
+Emit = Callable[[HostLink, Snapshot | LazyFrame], None]
 Notify = Callable[[HostLink], None]
 
 
@@ -247,8 +249,8 @@ class HostClient:
                     self._retry_s = 0.0
                     return
                 first = False
-                snap = self._decode(event.data)
-                if snap is None:
+                frame = self._decode(event.data)
+                if frame is None:
                     continue
                 if seq is not None and gap_base is not None:
                     # Only an agent that numbers frames 1, 2, 3... can show a gap (all-smi's
@@ -261,7 +263,7 @@ class HostClient:
                 link.last_event_id = event.id
                 link.frame(self.clock())
                 self._failures = 0
-                self.emit(link, snap)
+                self.emit(link, frame)
             if parser.oversized:
                 link.invalid += 1
                 raise _Failure(
@@ -270,20 +272,21 @@ class HostClient:
         if parser.retry_ms is not None:
             self._retry_s = min(parser.retry_ms / 1000, self.options.max_backoff_s)
 
-    def _decode(self, data: bytes) -> Snapshot | None:
+    def _decode(self, data: bytes) -> LazyFrame | None:
         try:
-            snap = decode_snapshot(data)
+            frame = LazyFrame.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.link.invalid += 1
             self.link.problem(f"invalid frame: {str(exc)[:120]}")
             self.notify(self.link)
             return None
-        if snap.schema != SCHEMA_VERSION:
+        schema = frame.readings.schema
+        if schema != SCHEMA_VERSION:
             self.link.invalid += 1
-            self.link.problem(f"schema {snap.schema} frame; this viewer reads {SCHEMA_VERSION}")
+            self.link.problem(f"schema {schema} frame; this viewer reads {SCHEMA_VERSION}")
             self.notify(self.link)
             return None
-        return snap
+        return frame
 
     async def _reachable(self) -> bool:
         spec = self.link.spec
@@ -316,7 +319,7 @@ class HostClient:
                 started, wait = self.clock(), 0.0
             await self.sleep(wait)
 
-    async def _fetch(self, transport: Transport) -> Snapshot:
+    async def _fetch(self, transport: Transport) -> Snapshot | LazyFrame:
         if transport is Transport.SNAPSHOT:
             url = self.link.spec.url(f"/snapshot?include={self.options.include}")
             resp = await self._open(url, self._headers("application/json"))
@@ -325,10 +328,10 @@ class HostClient:
                 body = await _read_bounded(resp, self.options.max_frame_bytes)
             finally:
                 resp.release()
-            snap = self._decode(body)
-            if snap is None:
+            frame = self._decode(body)
+            if frame is None:
                 raise _Failure(self.link.error or "invalid /snapshot answer")
-            return snap
+            return frame
         resp = await self._open(self.link.spec.url("/metrics"), self._headers("text/plain"))
         try:
             _check(resp, "text/plain")

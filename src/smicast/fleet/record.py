@@ -18,6 +18,7 @@ from smicast.fleet.source import FleetSource
 from smicast.fleet.trace import fleet_frame
 from smicast.include import Section
 from smicast.pacing import sleep_until
+from smicast.readings import LazyFrame
 from smicast.record.progress import Progress
 from smicast.record.writer import TraceWriter
 from smicast.schema import Snapshot
@@ -36,12 +37,13 @@ async def record_fleet(
     wall: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    latest: dict[str, Snapshot] = {}
+    latest: dict[str, Snapshot | LazyFrame] = {}  # a lazy frame is built only if written
 
     async def consume() -> None:
         async for event in source.events():
-            if event.snapshot is not None:
-                latest[event.host] = event.snapshot
+            frame = event.snapshot or event.frame
+            if frame is not None:
+                latest[event.host] = frame
 
     reader = asyncio.create_task(consume())
     stopper = asyncio.create_task(stop.wait())
@@ -64,8 +66,9 @@ async def record_fleet(
             now = monotonic()
             live = {
                 label: snap
-                for label, snap in latest.items()
+                for label, frame in latest.items()
                 if source.links[label].state_at(now) is HostState.LIVE
+                and (snap := frame if isinstance(frame, Snapshot) else frame.snapshot()) is not None
             }
             if live:
                 writer.write(fleet_frame(live, sections, wall()))

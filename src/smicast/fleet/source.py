@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 from smicast.fleet.client import ClientOptions, HostClient
 from smicast.fleet.hosts import MAX_HOSTS, HostSpec
 from smicast.fleet.link import HostLink, HostState
+from smicast.readings import LazyFrame
 from smicast.schema import Snapshot
 from smicast.view.model import SourceEvent
 
@@ -70,8 +71,11 @@ class FleetSource:
         if self._wake is not None:
             self._wake.set()
 
-    def _emit(self, link: HostLink, snap: Snapshot) -> None:
-        self._offer(SourceEvent(link.label, snap))
+    def _emit(self, link: HostLink, frame: Snapshot | LazyFrame) -> None:
+        if isinstance(frame, LazyFrame):
+            self._offer(SourceEvent(link.label, frame=frame))
+        else:
+            self._offer(SourceEvent(link.label, frame))
 
     def _notify(self, link: HostLink) -> None:
         """A host's state changed without a frame: its view hears of the problem."""

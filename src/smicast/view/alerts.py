@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
+from smicast.readings import GpuReading
 from smicast.schema import GpuInfo
 
 ALERT_LOG_SIZE: Final = 50
@@ -106,7 +107,7 @@ class Alerter:
         self._states.clear()
 
     def evaluate(
-        self, host: str, gpus: Iterable[tuple[str, str, GpuInfo]], now_s: float
+        self, host: str, gpus: Iterable[tuple[str, str, GpuInfo | GpuReading]], now_s: float
     ) -> list[Transition]:
         """`gpus`: (state key, display label, reading) for every GPU in the frame."""
         out: list[Transition] = []
@@ -141,7 +142,7 @@ class Alerter:
         state: _State,
         host: str,
         label: str,
-        gpu: GpuInfo,
+        gpu: GpuInfo | GpuReading,
         now_s: float,
         out: list[Transition],
     ) -> None:
@@ -180,7 +181,7 @@ class Alerter:
         state: _State,
         host: str,
         label: str,
-        gpu: GpuInfo,
+        gpu: GpuInfo | GpuReading,
         now_s: float,
         out: list[Transition],
     ) -> None:

@@ -87,12 +87,13 @@ class FleetView:
         time, a live fleet the time each frame arrived."""
         replay = not self.links
         for host in self.model:
-            if host.snapshot is None or self._metered.get(host.key) == host.frames:
+            readings = host.readings
+            if readings is None or self._metered.get(host.key) == host.frames:
                 continue
             self._metered[host.key] = host.frames
             at = host.frame_epoch_s if replay else host.received_s
             if at is not None:
-                self.energy.observe(host.snapshot, at)
+                self.energy.observe(readings, at)
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()[:MAX_FILTER_CHARS]
@@ -139,10 +140,10 @@ class FleetView:
         cached = self._frame_cache.get(host.key)
         if cached is not None and cached[0] == host.frames:
             return cached[1], cached[2]
-        gpus = host.gpu_list()
-        cells = [reading(g.info.utilization) for g in gpus]
+        gpus = [g.reading for g in host.gpu_list()]  # never builds a lazy frame
+        cells = [reading(g.utilization) for g in gpus]
         utils = [u for u in cells if u is not None]
-        powers = [p for g in gpus if (p := reading(g.info.power_consumption)) is not None]
+        powers = [p for g in gpus if (p := reading(g.power_consumption)) is not None]
         row = HostRow(
             key=host.key,
             hostname=host.hostname,
@@ -150,8 +151,8 @@ class FleetView:
             transport="",
             gpus=len(gpus),
             util_pct=sum(utils) / len(utils) if utils else None,
-            mem_used=sum(g.info.used_memory for g in gpus),
-            mem_total=sum(g.info.total_memory for g in gpus),
+            mem_used=sum(g.used_memory for g in gpus),
+            mem_total=sum(g.total_memory for g in gpus),
             power_w=sum(powers) if powers else None,
             alert=max(host.alert_levels().values(), default=Level.OK),
             error=None,
