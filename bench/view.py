@@ -28,6 +28,7 @@ p99 < 50 ms; first full screen < 1 s. The machine may be shared: figures from a
 busy machine are higher, and the comparison inside one run is what counts.
 
     .venv/bin/python bench/view.py [--seconds 20] [--runs 3] [--presses 30]
+                                   [--only "64 GPUs"] [--no-replay]
 """
 
 from __future__ import annotations
@@ -243,6 +244,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="CPU window per run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--presses", type=int, default=30)
+    parser.add_argument("--only", default="", help="run only subjects whose name has this text")
+    parser.add_argument("--no-replay", action="store_true", help="skip the replay figures")
     args = parser.parse_args()
     print(
         f"tmux {SIZE[0]}x{SIZE[1]}, 1 s refresh, {args.runs} runs x {args.seconds:g} s; "
@@ -252,6 +255,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         table = []
         for subject in subjects(Path(tmp)):
+            if args.only not in subject.name:
+                continue
             runs = [one_run(subject, args.seconds, args.presses) for _ in range(args.runs)]
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             table.append((subject.name, med))
@@ -267,12 +272,13 @@ def main() -> None:
             f"{name:<26} {cpu:>10} {med['first_s']:>15.2f} "
             f"{med.get('key_p50_ms', float('nan')):>11.1f} {med.get('key_p99_ms', float('nan')):>11.1f}"
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        open_s, seek_ms, held = replay_figures(Path(tmp), args.runs)
-    print(
-        f"replay of a one-hour trace (3,600 frames, 8 GPUs): open {open_s:.2f} s (< 2), "
-        f"seek to the middle {seek_ms:.2f} ms, {held:.0f} MiB held"
-    )
+    if not args.no_replay:
+        with tempfile.TemporaryDirectory() as tmp:
+            open_s, seek_ms, held = replay_figures(Path(tmp), args.runs)
+        print(
+            f"replay of a one-hour trace (3,600 frames, 8 GPUs): open {open_s:.2f} s (< 2), "
+            f"seek to the middle {seek_ms:.2f} ms, {held:.0f} MiB held"
+        )
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

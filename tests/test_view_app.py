@@ -277,13 +277,24 @@ def test_hostile_names_from_a_recording_render_inert(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_first_frame_is_recorded_for_the_benchmark() -> None:
+def test_first_frame_is_recorded_and_announced_once() -> None:
+    calls: list[str] = []
+
     async def main() -> None:
-        app = ViewerApp(ViewModel(), ListSource([SourceEvent("n", FRAMES[0])]))
+        source = ListSource([SourceEvent("n", FRAMES[0]), SourceEvent("n", FRAMES[1])])
+        app = ViewerApp(
+            ViewModel(),
+            source,
+            on_first_frame=lambda: calls.append(app.query_one("#host-bar", Panel).render().plain),
+        )
         t0 = time.monotonic()
         async with app.run_test(size=(80, 24)) as pilot:
-            await settle(pilot, lambda: app.first_frame_at is not None)
+            await settle(pilot, lambda: app.first_frame_at is not None and bool(calls))
             assert app.first_frame_at is not None and app.first_frame_at >= t0
+            source.push(SourceEvent("n", FRAMES[2]))
+            await settle(pilot, lambda: app.model.first().frames == 3)  # type: ignore[union-attr]
+        # once, after the first frame was drawn (the host bar already shows the host)
+        assert len(calls) == 1 and "GPUs" in calls[0]
 
     asyncio.run(main())
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from rich.console import Console, RenderableType
+from rich.text import Span, Text
 
 from smicast.view import render
 from smicast.view.model import Ring, SourceEvent, ViewModel
 from smicast.view.processes import COLUMN_KEYS, ProcessView, column_at, process_table
+from smicast.view.text import Lines, built_text
 from tests.view_support import simulated_frames
 
 MODELS: dict[int, ViewModel] = {}
@@ -93,3 +95,27 @@ def test_process_header_click_targets_match_the_table() -> None:
     ):
         at = header.index(title) if key != "gpu" else header.index(" GPU ") + 1
         assert column_at(at, 120) == key
+
+
+def test_built_text_is_the_text_rich_would_build() -> None:
+    spans = [Span(0, 3, "bold"), Span(4, 9, "red")]
+    fast = built_text("GPU0 █▉·°C", list(spans), "dim")
+    assert fast == Text("GPU0 █▉·°C", style="dim", spans=spans)
+    assert fast.style == "dim" and fast.no_wrap and fast.cell_len == 10
+    # not all printable: Rich's own constructor (it drops the bell, keeps the line break)
+    slow = built_text("a\x07b\nc", [Span(0, 1, "bold")])
+    assert slow.plain == "ab\nc" and slow.spans == [Span(0, 1, "bold")]
+    joined = Lines([fast, Text("next", style="bold")])
+    assert joined.plain == "GPU0 █▉·°C\nnext" and joined.parts[0] is fast
+    assert joined == Text("\n").join([fast, Text("next", style="bold")])
+
+
+def test_a_column_is_cut_or_padded_with_its_styles_clipped() -> None:
+    line = render.LineBuilder()
+    line.add_fitted(Text("abcdefgh", spans=[Span(0, 2, "bold"), Span(6, 8, "red")]), 5)
+    line.add("|")
+    line.add_fitted(Text("xy", style="green"), 4)
+    line.add("|")
+    text = line.text()
+    assert text.plain == "abcd…|xy  |"
+    assert text.spans == [Span(0, 2, "bold"), Span(6, 8, "green")]  # "gh" was cut away

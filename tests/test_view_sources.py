@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
+
+import pytest
 
 from smicast.api.state import ApiState
 from smicast.collect import Collector
@@ -57,6 +60,41 @@ def test_local_source_collects_on_a_fixed_schedule_and_keeps_errors() -> None:
     assert [(e.section, e.kind) for e in host.errors] == [("cpu", "error")]
     simulated = LocalSource(collector, {Section.GPU}, simulated=True)
     assert not simulated.signals_processes  # simulated pids are not processes here
+
+
+class CountingCollector(Collector):
+    """A real collector that counts its collections."""
+
+    def __init__(self) -> None:
+        super().__init__([StaticReader(Section.GPU, [make_gpu()])], timeout_s=1, hostname="here")
+        self.calls = 0
+
+    def collect(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return super().collect(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_local_source_prefetch_collects_before_the_loop_and_yields_that_frame_first() -> None:
+    collector = CountingCollector()
+    clock = FakeClock()
+    source = LocalSource(
+        collector, {Section.GPU}, interval_s=1.0, monotonic=clock.monotonic, sleep=clock.sleep
+    )
+    source.prefetch()  # no event loop yet: the viewer calls it before Textual starts
+    source.prefetch()  # a second call does not start a second collection
+    deadline = time.monotonic() + 5
+    while collector.calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert collector.calls == 1
+
+    async def main() -> list[SourceEvent]:
+        it = source.events()
+        return [await anext(it) for _ in range(2)]
+
+    events = asyncio.run(main())
+    assert [e.host for e in events] == ["here", "here"] and events[0].snapshot is not None
+    assert collector.calls == 2  # the prefetched frame, then one more: none collected twice
+    assert sum(clock.sleeps) == pytest.approx(1.0)  # one interval between the two
 
 
 def test_remote_source_follows_a_real_agent_and_reports_a_lost_connection() -> None:

@@ -7,6 +7,7 @@ pacing (the terminal viewer, the API loop, fleet recording) starts fast.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -18,33 +19,32 @@ T = TypeVar("T")
 _REARM_S = 0.02
 
 
+def daemon_future(fn: Callable[..., T], *args: object) -> concurrent.futures.Future[T]:
+    """Run `fn` on a fresh daemon thread, with or without an event loop yet (a viewer
+    starts its first collection before its UI is up)."""
+    fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def work() -> None:
+        if not fut.set_running_or_notify_cancel():
+            return
+        try:
+            result = fn(*args)
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    threading.Thread(target=work, name="smicast-collect", daemon=True).start()
+    return fut
+
+
 def in_daemon_thread(fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
     """Run `fn` on a fresh daemon thread: a collection in flight never delays shutdown.
 
     (Executor threads are joined at interpreter exit; the collector bounds each reader
     with a timeout, but exit should not wait for even that.)
     """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, exc: BaseException | None) -> None:
-        if fut.done():
-            return
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)  # type: ignore[arg-type]
-
-    def work() -> None:
-        try:
-            result = fn(*args)
-        except BaseException as exc:
-            loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
-
-    threading.Thread(target=work, name="smicast-collect", daemon=True).start()
-    return fut
+    return asyncio.wrap_future(daemon_future(fn, *args))
 
 
 async def sleep_until(

@@ -6,6 +6,9 @@ refreshed when a frame or a key arrives, at most `MAX_REDRAWS_PER_S` times a
 second; between frames only the host bar is redrawn, and only while the data is
 getting old (so its age keeps counting up when a source goes quiet).
 
+`on_first_frame` runs once the first frame is on the screen: `smicast view` freezes
+the garbage collector's view of everything alive then (see `commands/view.py`).
+
 Other views extend the app without editing it: `tabs` takes factories that
 build extra tab panes (the host view becomes the first tab), and any module may
 push its own screens; `model`, `source` and `request_redraw()` are public.
@@ -90,6 +93,7 @@ class ViewerApp(App[int]):
         theme: str = THEMES[0],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        on_first_frame: Callable[[], object] = lambda: None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -104,6 +108,7 @@ class ViewerApp(App[int]):
         self._draw_pending = False
         self._asked_term: set[int] = set()
         self.first_frame_at: float | None = None
+        self._on_first_frame = on_first_frame  # called once the first frame is on the screen
 
     # ---------------------------------------------------------------- layout
 
@@ -193,6 +198,7 @@ class ViewerApp(App[int]):
             self.model.apply(event, self._clock())
             if self.first_frame_at is None and event.snapshot is not None:
                 self.first_frame_at = self._monotonic()
+                self.call_after_refresh(self._on_first_frame)
             self.request_redraw()
 
     def on_tabbed_content_tab_activated(self) -> None:

@@ -51,6 +51,7 @@ class FleetApp(ViewerApp):
         theme: str = "textual-dark",
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        on_first_frame: Callable[[], object] = lambda: None,
     ) -> None:
         self.fleet = fleet
         self._fleet_clock = monotonic
@@ -67,6 +68,7 @@ class FleetApp(ViewerApp):
             theme=theme,
             clock=clock,
             monotonic=monotonic,
+            on_first_frame=on_first_frame,
         )
 
     @staticmethod
@@ -143,13 +145,20 @@ class FleetApp(ViewerApp):
         self.push_screen(PromptScreen("Filter hosts by name:", self.fleet.filter_text), done)
 
 
-def make_app(model: ViewModel, source: FrameSource, *, theme: str) -> ViewerApp:
+def make_app(
+    model: ViewModel,
+    source: FrameSource,
+    *,
+    theme: str,
+    on_first_frame: Callable[[], object] = lambda: None,
+) -> ViewerApp:
     """The fleet app for a fleet (live or replayed), the one-host app otherwise."""
     from smicast.fleet.source import FleetSource
     from smicast.view.fleet_sources import FleetReplaySource
 
     if isinstance(source, FleetSource):
-        return FleetApp(model, source, FleetView(model, source.links), theme=theme)
+        fleet = FleetView(model, source.links)
+        return FleetApp(model, source, fleet, theme=theme, on_first_frame=on_first_frame)
     if isinstance(source, FleetReplaySource):
-        return FleetApp(model, source, FleetView(model), theme=theme)
-    return ViewerApp(model, source, theme=theme)
+        return FleetApp(model, source, FleetView(model), theme=theme, on_first_frame=on_first_frame)
+    return ViewerApp(model, source, theme=theme, on_first_frame=on_first_frame)

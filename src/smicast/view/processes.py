@@ -20,7 +20,7 @@ from rich.cells import set_cell_size as rich_set_cell_size
 from rich.text import Text
 
 from smicast.schema import ProcessInfo
-from smicast.view.text import Lines, clean, inert
+from smicast.view.text import Lines, built_text, clean, inert
 
 MAX_FILTER_CHARS: Final = 128
 
@@ -169,7 +169,7 @@ def process_table(
                 fit(clean(p.command or p.process_name), w_cmd),
             )
         )
-        lines.append(Text(line, style="reverse" if p.pid == view.selected_pid else ""))
+        lines.append(built_text(line, [], "reverse" if p.pid == view.selected_pid else ""))
     if len(shown) < len(rows):
         lines.append(
             Text(f"... {len(rows) - len(shown)} more (sort or filter with /)", style="dim")

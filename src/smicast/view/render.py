@@ -18,7 +18,7 @@ from smicast.view.alerts import Level
 from smicast.view.model import GpuView, HostView, Ring
 from smicast.view.processes import fit
 from smicast.view.replay import ReplayStatus
-from smicast.view.text import Lines, clean, inert
+from smicast.view.text import Lines, built_text, clean, inert
 
 COMPACT_ABOVE_GPUS: Final = 8
 SPARK_WINDOW_SAMPLES: Final = 300  # 5 minutes at 1 s; more at faster intervals are bucketed
@@ -57,6 +57,20 @@ class LineBuilder:
         self._parts.append(text.plain)
         self._pos += len(text.plain)
 
+    def add_fitted(self, text: Text, cells: int) -> None:
+        """`text` cut with an ellipsis, or padded, to exactly `cells` cells (a column)."""
+        plain = text.plain
+        fitted = fit(plain, cells)
+        keep = len(plain) if len(fitted) >= len(plain) and fitted.startswith(plain) else cells - 1
+        base = self._pos
+        if text.style and keep > 0:
+            self._spans.append(Span(base, base + keep, text.style))
+        for start, end, style in text.spans:
+            if start < keep:
+                self._spans.append(Span(base + start, base + min(end, keep), style))
+        self._parts.append(fitted)
+        self._pos += len(fitted)
+
     def add_bar(self, value: float | None, width: int, warn: float = 70, crit: float = 90) -> None:
         """A bar of `width` cells for a 0..100 value; eighths of a cell for the fraction."""
         width = max(1, width)
@@ -74,8 +88,8 @@ class LineBuilder:
     def cells(self) -> int:
         return self._pos  # every piece here is one cell a character
 
-    def text(self) -> Text:
-        return Text("".join(self._parts), spans=self._spans, no_wrap=True, overflow="ellipsis")
+    def text(self, style: str = "") -> Text:
+        return built_text("".join(self._parts), self._spans, style)
 
 
 def bar(value: float | None, width: int, *, warn: float = 70, crit: float = 90) -> Text:
@@ -92,15 +106,13 @@ def sparkline(ring: Ring, width: int, *, top: float = 100.0, style: str = "cyan"
     """
     if width <= 0:
         return Text()
-    key = (ring.pushes, width, top, style)
-    if ring.drawn is not None and ring.drawn[0] == key:
-        return ring.drawn[1].copy()  # type: ignore[attr-defined,no-any-return]
-    text = _sparkline(ring, width, top, style)
-    ring.drawn = (key, text)
-    return text.copy()
+    key = (ring.pushes, width, top)
+    if ring.drawn is None or ring.drawn[0] != key:
+        ring.drawn = (key, _sparkline(ring, width, top))
+    return built_text(ring.drawn[1], [], style)  # type: ignore[arg-type]
 
 
-def _sparkline(ring: Ring, width: int, top: float, style: str) -> Text:
+def _sparkline(ring: Ring, width: int, top: float) -> str:
     per_cell = -(-SPARK_WINDOW_SAMPLES // width)  # readings a cell: width x this >= 5 minutes
     peaks = ring.peaks(per_cell, width)
     scale = 8 / (top or 1.0)
@@ -110,7 +122,7 @@ def _sparkline(ring: Ring, width: int, top: float, style: str) -> Text:
         chars.append(
             " " if peak is None or peak < 0 else sparks[min(8, max(1, round(peak * scale)))]
         )
-    return Text("".join(chars), style=style)
+    return "".join(chars)
 
 
 def fmt_num(value: float | None, unit: str, digits: int = 0) -> str:
@@ -203,47 +215,47 @@ def _gpu_block(
     gpu: GpuView, level: Level, errors: Sequence[str], width: int, dense: bool
 ) -> list[Text]:
     info = gpu.info
-    head = Text(no_wrap=True, overflow="ellipsis")
-    head.append(f"GPU{gpu.index} ", style="bold")
-    head.append_text(inert(info.name, style="bold", limit=40))
+    head = LineBuilder()
+    head.add(f"GPU{gpu.index} ", "bold")
+    head.add(clean(info.name, 40), "bold")
     pstate = _pstate(info.performance_state, info.detail)
     if pstate:
-        head.append(f"  {pstate}", style="dim")
+        head.add(f"  {clean(pstate, 16)}", "dim")
     temp = gpu.temperature.latest()
-    head.append("  ")
-    head.append(fmt_num(temp, "°C"), style=level_style(temp, 80, 90))
+    head.add("  ")
+    head.add(fmt_num(temp, "°C"), level_style(temp, 80, 90))
     power = gpu.power.latest()
-    head.append(f"  {fmt_num(power, 'W')}")
+    head.add(f"  {fmt_num(power, 'W')}")
     limit = _watts(info.detail.get("power_limit_current", ""))
     if limit is not None:
-        head.append(f"/{limit:.0f}W", style="dim")
+        head.add(f"/{limit:.0f}W", "dim")
     if info.frequency:
-        head.append(f"  {info.frequency} MHz", style="dim")
-    head.append_text(_notes(gpu, level, errors))
+        head.add(f"  {info.frequency} MHz", "dim")
+    head.add_text(_notes(gpu, level, errors))
 
     util, mem = gpu.util.latest(), gpu.memory.latest()
     half = max(20, (width - 2) // 2)
     cells = max(4, min(20, half // 3))
     spark = max(0, half - cells - 17)
-    body = Text(no_wrap=True, overflow="ellipsis")
-    body.append(" UTIL ")
-    body.append_text(bar(util, cells))
-    body.append(f" {fmt_num(util, '%'):>4} ")
-    body.append_text(sparkline(gpu.util, spark, style="green"))
-    body.append("  MEM ")
-    body.append_text(bar(mem, cells))
-    body.append(f" {fmt_num(mem, '%'):>4} ")
-    body.append_text(sparkline(gpu.memory, spark, style="magenta"))
-    lines = [head, body]
+    body = LineBuilder()
+    body.add(" UTIL ")
+    body.add_bar(util, cells)
+    body.add(f" {fmt_num(util, '%'):>4} ")
+    body.add_text(sparkline(gpu.util, spark, style="green"))
+    body.add("  MEM ")
+    body.add_bar(mem, cells)
+    body.add(f" {fmt_num(mem, '%'):>4} ")
+    body.add_text(sparkline(gpu.memory, spark, style="magenta"))
+    lines = [head.text(), body.text()]
     if not dense:
-        temps = Text(no_wrap=True, overflow="ellipsis")
+        temps = LineBuilder()
         spark_t = max(0, half - 13)
-        temps.append(f" TEMP {fmt_num(temp, '°C'):>6} ")
-        temps.append_text(sparkline(gpu.temperature, spark_t, top=100, style="yellow"))
-        temps.append(f"  PWR {fmt_num(power, 'W'):>6} ")
+        temps.add(f" TEMP {fmt_num(temp, '°C'):>6} ")
+        temps.add_text(sparkline(gpu.temperature, spark_t, top=100, style="yellow"))
+        temps.add(f"  PWR {fmt_num(power, 'W'):>6} ")
         top_w = max((v for v in gpu.power.last(SPARK_WINDOW_SAMPLES) if v is not None), default=1.0)
-        temps.append_text(sparkline(gpu.power, spark_t, top=top_w, style="blue"))
-        lines.append(temps)
+        temps.add_text(sparkline(gpu.power, spark_t, top=top_w, style="blue"))
+        lines.append(temps.text())
     return lines
 
 
@@ -291,18 +303,20 @@ def _columns(
     col = (width - (n - 1)) // n
     rows = -(-len(items) // n)
     out: list[Text] = []
+    blank = Text()
     for r in range(rows):
         picks = [r + c * rows if down_first else r * n + c for c in range(n)]
         chosen = [items[i] for i in picks if i < len(items)]
         for k in range(max(len(item) for item in chosen)):
-            line = Text(no_wrap=True, overflow="ellipsis")
+            line = LineBuilder()
             for c, item in enumerate(chosen):
-                part = item[k].copy() if k < len(item) else Text()
+                part = item[k] if k < len(item) else blank
                 if c < len(chosen) - 1:
-                    part.truncate(col, overflow="ellipsis", pad=True)
-                    part.append(" ")
-                line.append_text(part)
-            out.append(line)
+                    line.add_fitted(part, col)
+                    line.add(" ")
+                else:
+                    line.add_text(part)
+            out.append(line.text())
     return _lines(out)
 
 

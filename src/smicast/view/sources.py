@@ -10,6 +10,7 @@ source lives in `smicast.view.replay`. Other views (fleet) add sources of their 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -17,8 +18,9 @@ from typing import Protocol, runtime_checkable
 
 from smicast.collect import Collector
 from smicast.include import Section
-from smicast.pacing import in_daemon_thread, sleep_until
+from smicast.pacing import daemon_future, in_daemon_thread, sleep_until
 from smicast.record.source_sse import SourceError, SourceUrl, sse_frames
+from smicast.schema import Snapshot
 from smicast.view.model import SourceEvent
 
 MIN_INTERVAL_S = 0.5
@@ -58,12 +60,24 @@ class LocalSource:
         self.host = collector.hostname
         self._monotonic = monotonic
         self._sleep = sleep
+        self._first: concurrent.futures.Future[Snapshot] | None = None
+
+    def prefetch(self) -> None:
+        """Start the first collection now, while the UI is still starting: the CPU
+        reader's first read waits out a short window, and readers set up on first use."""
+        if self._first is None:
+            self._first = daemon_future(self.collector.collect, self.sections)
 
     async def events(self) -> AsyncIterator[SourceEvent]:
         due = self._monotonic()
+        first, self._first = self._first, None
         while True:
             try:
-                snap = await in_daemon_thread(self.collector.collect, self.sections)
+                if first is not None:
+                    collecting, first = asyncio.wrap_future(first), None
+                else:
+                    collecting = in_daemon_thread(self.collector.collect, self.sections)
+                snap = await collecting
             except Exception as exc:  # a bug in a reader must not end the viewer
                 yield SourceEvent(self.host, error=f"collection failed: {exc}")
             else:
