@@ -15,10 +15,11 @@ from smicast.fleet.source import FleetSource
 from smicast.fleet.trace import fleet_frame
 from smicast.include import Section
 from smicast.record.format import header_line
+from smicast.view.alerts import Level
 from smicast.view.fleet_app import FleetApp, make_app
-from smicast.view.fleet_render import cluster_panel
+from smicast.view.fleet_render import cluster_panel, host_table
 from smicast.view.fleet_sources import FleetReplaySource, is_fleet_trace
-from smicast.view.fleet_summary import FleetView
+from smicast.view.fleet_summary import FleetView, HostRow
 from smicast.view.model import SourceEvent, ViewModel
 from smicast.view.replay import Trace
 from tests.fleet_harness import Agent, AppAgent, metrics_only_app
@@ -131,3 +132,33 @@ def test_a_host_row_follows_its_link_and_frames() -> None:
     assert (back.state, back.error) == ("live", None)
     gpus = host.gpu_list()
     assert back.mem_used == sum(g.info.used_memory for g in gpus)
+
+
+def test_the_host_table_paints_rows_inert_styled_and_cut_to_the_width() -> None:
+    def row(key: str, state: str, error: str | None = None, alert: Level = Level.OK) -> HostRow:
+        return HostRow(
+            key=key, hostname=key, state=state, transport="sse", gpus=8, util_pct=95.0,
+            mem_used=1 << 30, mem_total=2 << 30, power_w=300.0, alert=alert, error=error,
+        )  # fmt: skip
+
+    rows = [
+        row("node-live", "live"),
+        row("[bold]x[/bold]\x1b[31m", "offline", error="connection refused", alert=Level.CRIT),
+        row("node-extra", "live"),
+    ]
+    table = host_table(rows, 200, 2)
+    plain = text_of(table, width=200).splitlines()
+    assert plain[0].split() == ["HOST", "STATE", "VIA", "GPUs", "UTIL", "MEMORY", "POWER"]
+    down = next(ln for ln in plain if "offline" in ln)  # needs attention: listed first
+    assert plain.index(down) == 1
+    assert "[bold]x[/bold]" in down and "\x1b" not in down  # markup and escapes stay text
+    assert down.rstrip().endswith("crit  connection refused")
+    assert plain[-1] == "… 1 more hosts (f filters by name)"
+    console = Console(width=200, color_system="truecolor")
+    segments = list(console.render(table))
+    assert console.get_style("bold red") in {
+        s.style for s in segments if s.text.startswith("offline")
+    }
+    assert console.get_style("dim red") in {s.style for s in segments if "refused" in s.text}
+    narrow = text_of(host_table(rows, 200, 5), width=60).splitlines()
+    assert all(len(ln) <= 60 for ln in narrow) and narrow[1].endswith("…")

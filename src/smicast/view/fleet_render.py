@@ -13,7 +13,7 @@ from typing import Final
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
+from rich.text import Span, Text
 
 from smicast.view.alerts import Level
 from smicast.view.fleet_summary import FleetView, HostRow
@@ -120,35 +120,97 @@ def totals_line(fleet: FleetView, rows: list[HostRow], now_s: float) -> Text:
     return line
 
 
-def host_table(rows: list[HostRow], width: int, max_rows: int) -> Text:
-    shown = sorted(rows, key=_attention)[: max(1, max_rows)]
-    name_w = max(12, min(40, width // 4))
-    bar_w = max(5, min(20, width // 8))
-    out = Text(no_wrap=True, overflow="ellipsis")
-    out.append(
-        f"{'HOST':<{name_w}} {'STATE':<12} {'VIA':<8} {'GPUs':>4}  {'UTIL':<{bar_w + 5}}"
-        f" {'MEMORY':>15} {'POWER':>8}\n",
-        style="bold",
-    )
-    for r in shown:
-        name = inert(r.key, limit=name_w - 1)
-        out.append_text(name)
-        out.append(" " * max(1, name_w + 1 - name.cell_len))
-        out.append(f"{r.state:<12}", style=_STATE_STYLE.get(r.state, ""))
-        out.append(f" {r.transport:<8} {r.gpus:>4}  ")
-        out.append_text(bar(r.util_pct, bar_w))
-        out.append(f" {fmt_num(r.util_pct, '%'):>4}")
-        out.append(f" {fmt_bytes(r.mem_used):>7}/{fmt_bytes(r.mem_total):<7}")
-        out.append(f" {fmt_num(r.power_w, 'W'):>8}")
-        if r.alert is not Level.OK:
-            out.append(f" {r.alert.label}", style=_LEVEL_STYLE[r.alert])
-        if r.error and r.state != "live":
-            out.append("  ")
-            out.append_text(inert(r.error, style="dim red", limit=120))
-        out.append("\n")
-    if len(rows) > len(shown):
-        out.append(f"… {len(rows) - len(shown)} more hosts (f filters by name)", style="dim")
-    return out
+class HostTable:
+    """The host rows, painted straight to segments (as a Text with a span a column, the
+    table cost more to draw than the rest of the cluster tab). Lines past the width end
+    in an ellipsis, as a no-wrap Text's do."""
+
+    def __init__(self, rows: list[HostRow], width: int, max_rows: int) -> None:
+        self.rows = rows
+        self.width = width
+        self.max_rows = max_rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width, rows = self.width, self.rows
+        shown = sorted(rows, key=_attention)[: max(1, self.max_rows)]
+        name_w = max(12, min(40, width // 4))
+        bar_w = max(5, min(20, width // 8))
+        styles: dict[str, Style] = {}
+        plain = _style(styles, console, "")
+        max_cells = options.max_width
+        header = (
+            f"{'HOST':<{name_w}} {'STATE':<12} {'VIA':<8} {'GPUs':>4}  {'UTIL':<{bar_w + 5}}"
+            f" {'MEMORY':>15} {'POWER':>8}"
+        )
+        yield from _fitted([Segment(header, _style(styles, console, "bold"))], max_cells)
+        yield Segment.line()
+        for r in shown:
+            name = inert(r.key, limit=name_w - 1)
+            line = [*_text_segments(name, console, styles)]
+            line.append(Segment(" " * max(1, name_w + 1 - name.cell_len), plain))
+            line.append(
+                Segment(f"{r.state:<12}", _style(styles, console, _STATE_STYLE.get(r.state, "")))
+            )
+            line.append(Segment(f" {r.transport:<8} {r.gpus:>4}  ", plain))
+            line.extend(_text_segments(bar(r.util_pct, bar_w), console, styles))
+            line.append(
+                Segment(
+                    f" {fmt_num(r.util_pct, '%'):>4} {fmt_bytes(r.mem_used):>7}/"
+                    f"{fmt_bytes(r.mem_total):<7} {fmt_num(r.power_w, 'W'):>8}",
+                    plain,
+                )
+            )
+            if r.alert is not Level.OK:
+                line.append(
+                    Segment(f" {r.alert.label}", _style(styles, console, _LEVEL_STYLE[r.alert]))
+                )
+            if r.error and r.state != "live":
+                line.append(Segment("  ", plain))
+                line.extend(
+                    _text_segments(inert(r.error, style="dim red", limit=120), console, styles)
+                )
+            yield from _fitted(line, max_cells)
+            yield Segment.line()
+        if len(rows) > len(shown):
+            more = f"… {len(rows) - len(shown)} more hosts (f filters by name)"
+            yield from _fitted([Segment(more, _style(styles, console, "dim"))], max_cells)
+            yield Segment.line()
+
+
+def _text_segments(text: Text, console: Console, styles: dict[str, Style]) -> list[Segment]:
+    """A one-line Text's segments: its style under spans that follow each other, painted
+    directly; anything else (overlapping spans, Style objects) through Rich's renderer."""
+    plain, base = text.plain, text.style
+    spans = sorted(text.spans, key=lambda s: s.start)
+    if isinstance(base, str) and all(isinstance(s.style, str) for s in spans):
+        out: list[Segment] = []
+        at = 0
+        for span in spans:
+            if span.start < at:
+                break  # overlapping: Rich combines their styles
+            if span.start > at:
+                out.append(Segment(plain[at : span.start], _style(styles, console, base)))
+            joined = f"{base} {span.style}" if base else str(span.style)
+            out.append(Segment(plain[span.start : span.end], _style(styles, console, joined)))
+            at = span.end
+        else:
+            if at < len(plain) or not out:
+                out.append(Segment(plain[at:], _style(styles, console, base)))
+            return out
+    return list(Text(plain, spans=[Span(0, len(plain), base), *spans]).render(console))
+
+
+def _fitted(line: list[Segment], max_cells: int) -> list[Segment]:
+    """The line cut to `max_cells` with an ellipsis, as Text's overflow="ellipsis" does."""
+    if Segment.get_line_length(line) <= max_cells:
+        return line
+    cut = Segment.adjust_line_length(line, max(0, max_cells - 1), pad=False)
+    style = cut[-1].style if cut else None
+    return [*cut, Segment("…", style)]
+
+
+def host_table(rows: list[HostRow], width: int, max_rows: int) -> HostTable:
+    return HostTable(rows, width, max_rows)
 
 
 def cluster_panel(
