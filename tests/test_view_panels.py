@@ -13,7 +13,7 @@ from textual.app import App, ComposeResult
 from smicast.view import render
 from smicast.view.app import ViewerApp
 from smicast.view.model import HostView, SourceEvent, ViewModel
-from smicast.view.panels import MainArea, Panel
+from smicast.view.panels import SHRINK_AFTER, MainArea, Panel, narrow_cells
 from tests.test_view_app import settle
 from tests.view_support import ListSource, simulated_frames
 
@@ -106,3 +106,39 @@ def model_with(gpus: int) -> HostView:
 def _cells(segments: list[Segment]) -> list[tuple[str, Style | None]]:
     """One (character, style) per cell: how segments are cut does not show on screen."""
     return [(ch, seg.style) for seg in segments for ch in seg.text]
+
+
+def test_a_panel_grows_at_once_and_shrinks_late_by_a_row_at_once_by_many() -> None:
+    sizes = [5]
+    drawn = [0]
+
+    def draw(width: int) -> Text:
+        drawn[0] += 1  # new readings every frame
+        return Text("\n".join([str(drawn[0])] * sizes[0]))
+
+    class Heights(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Panel(draw, id="p", title="P")
+
+    async def main() -> None:
+        app = Heights()
+        async with app.run_test(size=(40, 30)) as pilot:
+            panel = app.query_one("#p", Panel)
+            seen = []
+            for n in [5, 7, 6, 6, *[6] * SHRINK_AFTER, 2]:
+                sizes[0] = n
+                panel.update()
+                await pilot.pause()
+                seen.append(panel.size.height - 1)  # the title border takes a line
+            # grows at once (7); one row less waits until the 7 is out of the last drawings;
+            # four rows less is a filter or a hidden section: at once
+            assert seen[:4] == [5, 7, 7, 7]
+            assert seen[-2:] == [6, 2]
+
+    asyncio.run(main())
+
+
+def test_narrow_cells_counts_the_panels_characters_and_leaves_wide_ones_to_rich() -> None:
+    assert narrow_cells("GPU0 █▉·· 42% ▁▂▃ 61°C …") == 24
+    assert narrow_cells("plain ascii") == 11
+    assert narrow_cells("学习 job") is None  # two cells a character: measured by Rich

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -28,6 +29,11 @@ class Panel(Widget):
     every refresh just to measure it), Textual asks only for the lines on screen, and
     a line that is the same as in the previous frame reuses its painted strip. Other
     renderables keep `height: auto` and Textual's own rendering.
+
+    A titled panel (the scrolled ones) grows at once but, losing a few lines, shrinks
+    only to the tallest of its last `SHRINK_AFTER` drawings: a process table whose
+    length moves by a row every frame would otherwise make Textual lay the whole
+    screen out again each time.
     """
 
     def __init__(self, draw: Callable[[int], RenderableType], *, id: str, title: str = "") -> None:
@@ -35,6 +41,7 @@ class Panel(Widget):
         self._draw = draw
         self._chrome = 1 if title else 0  # the title border above the content
         self._lines: list[Text] = []
+        self._height = 0
         self._content: RenderableType | None = None
         self._width = -1
         self._strips: dict[object, Strip] = {}
@@ -42,6 +49,7 @@ class Panel(Widget):
         self.stale = False  # a redraw skipped it while out of view
         self._span_styles: dict[tuple[Style, str | Style], Style] = {}  # (under, span) -> style
         self.sized = True  # False: the height follows the content (a layout refresh redraws)
+        self._heights: deque[int] | None = deque(maxlen=SHRINK_AFTER) if title else None
         if title:
             self.border_title = title
 
@@ -73,12 +81,21 @@ class Panel(Widget):
             for line in lines:
                 if len(line.plain) > width:  # too long: cut with an ellipsis, as Rich would
                     line.truncate(width, overflow="ellipsis")
-            if len(lines) != len(self._lines):
-                self.styles.height = len(lines) + self._chrome
+            self._set_height(len(lines))
             self._lines = lines
             if len(self._strips) > 4 * len(lines) + 64:
                 self._strips.clear()  # bounded: only recent lines are worth keeping
         return changed
+
+    def _set_height(self, lines: int) -> None:
+        if self._heights is not None:
+            if self._heights and lines < max(self._heights) - SHRINK_AT_ONCE:
+                self._heights.clear()  # a filter, a hidden section: not a row coming and going
+            self._heights.append(lines)
+            lines = max(self._heights)
+        if lines != self._height:
+            self._height = lines
+            self.styles.height = lines + self._chrome
 
     def in_view(self) -> bool:
         """Some of the panel is on the screen (not scrolled away, not on another tab)."""
@@ -117,7 +134,14 @@ class Panel(Widget):
             if segments is None:
                 styled = Text(line.plain, spans=[Span(0, len(line.plain), under), *line.spans])
                 segments = list(styled.render(self.app.console))
-            strip = Strip(segments).crop_extend(0, width, base)
+            cells = narrow_cells(line.plain)
+            if cells is not None and cells <= width:
+                # one cell a character: pad to the width without measuring every segment
+                if cells < width:
+                    segments.append(Segment(" " * (width - cells), base))
+                strip = Strip(segments, width)
+            else:
+                strip = Strip(segments).crop_extend(0, width, base)
             self._strips[key] = strip
         return strip
 
@@ -151,6 +175,17 @@ class Panel(Widget):
 
 
 _NULL: Final = Style.null()
+SHRINK_AFTER: Final = 10
+SHRINK_AT_ONCE: Final = 3  # lines: a panel that loses more than this shrinks at once
+# The characters beyond ASCII that the panels draw, each one terminal cell wide.
+_NARROW: Final = frozenset("█▉▊▋▌▍▎▏·▁▂▃▄▅▆▇°▼▲…■│─▔")
+
+
+def narrow_cells(plain: str) -> int | None:
+    """The cells `plain` takes when each character takes one (None: measure it)."""
+    if plain.isascii() or all(c.isascii() or c in _NARROW for c in set(plain)):
+        return len(plain)
+    return None
 
 
 class ProcessPanel(Panel):
