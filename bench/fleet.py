@@ -188,7 +188,6 @@ async def watch(
     from smicast.fleet.hosts import parse_host
     from smicast.fleet.link import HostState, Transport
     from smicast.fleet.source import FleetSource
-    from smicast.record.replay import timestamp_epoch
     from smicast.view.fleet_app import FLEET_REDRAWS_PER_S
     from smicast.view.fleet_render import cluster_panel
     from smicast.view.fleet_summary import FleetView
@@ -215,9 +214,8 @@ async def watch(
         async for event in source.events():
             now = time.time()
             model.apply(event, now)
-            frame = event.snapshot or (event.frame.readings if event.frame else None)
-            if frame is not None:
-                sent = timestamp_epoch(frame.timestamp)
+            if event.snapshot is not None or event.frame is not None:
+                sent = model.hosts[event.host].frame_epoch_s  # the frame's timestamp, parsed
                 if sent is not None:
                     sent_at.append(sent)
                     applied_at.append(now)

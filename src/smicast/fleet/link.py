@@ -64,9 +64,11 @@ class HostLink:
 
     def state_at(self, now_s: float) -> HostState:
         """The state to show at monotonic time `now_s`."""
-        if self.state in (HostState.LIVE, HostState.CONNECTING):
-            marks = [t for t in (self.last_frame_s, self.opened_s) if t is not None]
-            if marks and now_s - max(marks) > STALE_AFTER_INTERVALS * self.interval_s:
+        if self.state is HostState.LIVE or self.state is HostState.CONNECTING:
+            mark, opened = self.last_frame_s, self.opened_s
+            if opened is not None and (mark is None or opened > mark):
+                mark = opened
+            if mark is not None and now_s - mark > STALE_AFTER_INTERVALS * self.interval_s:
                 return HostState.STALE  # connected, but no frame comes
         return self.state
 
