@@ -68,6 +68,10 @@ def test_live_fleet_tabs_filter_and_host_tab() -> None:
                 await pilot.pause(0.2)
                 host = app.host()
                 assert host is not None and host.hostname == "node-1"
+                # The host tab reads the whole frame, built from the pushed bytes on demand.
+                assert host.snapshot is not None and host.snapshot.processes
+                gpus = text_of(app.query_one("#gpus").render())
+                assert host.gpu_list()[0].info.name in gpus
                 await pilot.press("q")
 
         asyncio.run(drive())
