@@ -214,7 +214,8 @@ class FleetView:
 
     # -- users and alerts -------------------------------------------------------
     def users(self) -> list[UserRow]:
-        """GPU processes of the filtered hosts grouped by user, most GPU memory first."""
+        """GPU processes of the filtered hosts grouped by user, most GPU memory first
+        (each host's latest frame is built for its process list, once per frame)."""
         by_user: dict[str, UserRow] = {}
         for host in self.hosts():
             for proc in host.processes:
