@@ -51,6 +51,7 @@ def test_live_fleet_tabs_filter_and_host_tab() -> None:
                     await pilot.pause(0.1)
                     if len(model.hosts) == 3 and all(h.frames >= 2 for h in model):
                         break
+                assert app.first_frame_at is not None  # a pushed (lazy) frame counts
                 cluster = text_of(app.query_one("#cluster").render())
                 assert "3 hosts" in cluster and "live 3" in cluster
                 assert "6 GPUs" in cluster  # two per agent, two in the all-smi exposition

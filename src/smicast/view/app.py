@@ -196,7 +196,7 @@ class ViewerApp(App[int]):
     async def _consume(self) -> None:
         async for event in self.source.events():
             self.model.apply(event, self._clock())
-            if self.first_frame_at is None and event.snapshot is not None:
+            if self.first_frame_at is None and (event.snapshot or event.frame) is not None:
                 self.first_frame_at = self._monotonic()
                 self.call_after_refresh(self._on_first_frame)
             self.request_redraw()
