@@ -12,12 +12,16 @@ Every subject runs alone in a tmux pane of 160x50 at a 1 s refresh:
 Figures per subject, medians over `--runs` runs:
 
 - first full screen: process start until the pane shows the subject's marker text
-  (tmux `capture-pane` polled every 10 ms);
+  (`capture-pane` polled every 2 ms through a tmux control-mode client);
 - CPU: the process's CPU time over a `--seconds` window after a 3 s settling
   period, in percent of one core;
 - key to screen (smicast view only): `send-keys 1` (hide / show the GPU panel)
-  until `capture-pane` shows the change, p50 and p99 over `--presses` presses. The
-  figure includes tmux's own round trip (a `capture-pane` call takes a few ms).
+  until `capture-pane` shows the change, p50 and p99 over `--presses` presses. Both
+  go through one tmux control-mode client (a command is a line on a pipe, answered in
+  well under a millisecond), polled every millisecond; the figure includes tmux's
+  own handling of the key and of the output. (Until this version a `tmux` process
+  was started for every poll, 10 ms apart: several ms of polling delay and of CPU
+  taken from the subject were in the figure.)
 
 Replay: a one-hour trace at 1 s (3,600 frames of 8 simulated GPUs with processes,
 zstd) is opened as `smicast view --replay` opens it, and a seek to the middle is
@@ -83,6 +87,66 @@ class Tmux:
         subprocess.run([self.tmux, "-L", self.server, "kill-server"], capture_output=True)
 
 
+class Control:
+    """A tmux control-mode client of the session: each command is a line over one pipe.
+
+    Polling the screen through it costs a fraction of a millisecond and no new process
+    (a `tmux capture-pane` process per poll took a few ms, and its CPU was taken from
+    the subject on a 2-core machine). The pane's output is not sent to this client
+    (`no-output`); it only answers commands.
+    """
+
+    def __init__(self, tmux: Tmux) -> None:
+        self.proc = subprocess.Popen(
+            [tmux.tmux, "-L", tmux.server, "-C", "attach-session", "-t", "bench"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+        )
+        # The attach itself may be answered with a block of its own: read blocks until
+        # the answer to a marker command, then every answer is the command's just sent.
+        self._send("display-message -p smicast-bench-ready")
+        while self._block() != ["smicast-bench-ready"]:
+            pass
+        self.run("refresh-client -f no-output")
+
+    def _send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def _block(self) -> list[str]:
+        """The lines of the next %begin ... %end (or %error) block."""
+        assert self.proc.stdout is not None
+        out: list[str] = []
+        inside = False
+        for line in self.proc.stdout:
+            if line.startswith("%begin "):
+                inside, out = True, []
+            elif inside and line.startswith(("%end ", "%error ")):
+                return out
+            elif inside:
+                out.append(line.rstrip("\n"))
+        raise RuntimeError("the tmux control client ended")
+
+    def run(self, command: str) -> list[str]:
+        """The output of one command."""
+        self._send(command)
+        return self._block()
+
+    def screen(self) -> str:
+        return "\n".join(self.run("capture-pane -p -t bench"))
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+
+
 def cpu_seconds(proc: psutil.Process) -> float:
     total = 0.0
     for p in [proc, *proc.children(recursive=True)]:
@@ -94,12 +158,14 @@ def cpu_seconds(proc: psutil.Process) -> float:
     return total
 
 
-def wait_screen(tmux: Tmux, test: Callable[[str], bool], timeout_s: float) -> float | None:
+def wait_screen(
+    screen: Callable[[], str], test: Callable[[str], bool], timeout_s: float, poll_s: float = 0.0
+) -> float | None:
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
-        if test(tmux.screen()):
+        if test(screen()):
             return time.monotonic() - start
-        time.sleep(0.01)
+        time.sleep(poll_s)
     return None
 
 
@@ -108,6 +174,7 @@ def one_run(subject: Subject, seconds: float, presses: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env.update(subject.env)
     command = "exec " + " ".join(_quote(a) for a in subject.argv)
+    control: Control | None = None
     try:
         started = time.monotonic()
         subprocess.run(
@@ -131,7 +198,8 @@ def one_run(subject: Subject, seconds: float, presses: int) -> dict[str, float]:
             check=True,
             timeout=10,
         )
-        first = wait_screen(tmux, subject.marker, 30.0)
+        control = Control(tmux)
+        first = wait_screen(control.screen, subject.marker, 30.0, poll_s=0.002)
         first_s = (time.monotonic() - started) if first is not None else float("nan")
         pid = int(tmux("display-message", "-p", "-t", "bench", "#{pane_pid}").strip())
         proc = psutil.Process(pid)
@@ -141,21 +209,25 @@ def one_run(subject: Subject, seconds: float, presses: int) -> dict[str, float]:
         cpu_pct = (cpu_seconds(proc) - cpu0) / (time.monotonic() - t0) * 100
         result = {"first_s": first_s, "cpu_pct": cpu_pct}
         if subject.keys:
-            lat = key_latencies(tmux, presses)
+            lat = key_latencies(control, presses)
             result["key_p50_ms"] = statistics.median(lat)
             result["key_p99_ms"] = sorted(lat)[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
         return result
     finally:
+        if control is not None:
+            control.close()
         tmux.kill()
 
 
-def key_latencies(tmux: Tmux, presses: int) -> list[float]:
+def key_latencies(control: Control, presses: int) -> list[float]:
     out = []
     for _ in range(presses):
-        shown = "▔GPUs▔" in tmux.screen()
+        shown = "▔GPUs▔" in control.screen()
         t0 = time.monotonic()
-        tmux("send-keys", "-t", "bench", "1")
-        took = wait_screen(tmux, lambda s, was=shown: ("▔GPUs▔" in s) != was, 5.0)
+        control.run("send-keys -t bench 1")
+        took = wait_screen(
+            control.screen, lambda s, was=shown: ("▔GPUs▔" in s) != was, 5.0, poll_s=0.001
+        )
         out.append((time.monotonic() - t0) * 1000 if took is not None else float("nan"))
         time.sleep(0.15)
     return out
