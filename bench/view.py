@@ -106,11 +106,6 @@ class Control:
             errors="replace",
             bufsize=1,
         )
-        # The attach itself may be answered with a block of its own: read blocks until
-        # the answer to a marker command, then every answer is the command's just sent.
-        self._send("display-message -p smicast-bench-ready")
-        while self._block() != ["smicast-bench-ready"]:
-            pass
         self.run("refresh-client -f no-output")
 
     def _send(self, command: str) -> None:
@@ -119,15 +114,19 @@ class Control:
         self.proc.stdin.flush()
 
     def _block(self) -> list[str]:
-        """The lines of the next %begin ... %end (or %error) block."""
+        """The lines of the next answer to a command of this client: a %begin ... %end
+        (or %error) block whose flags are 1 (tmux answers the attach itself, at a time of
+        its choosing, with flags 0)."""
         assert self.proc.stdout is not None
         out: list[str] = []
-        inside = False
+        inside = ours = False
         for line in self.proc.stdout:
             if line.startswith("%begin "):
-                inside, out = True, []
+                inside, ours, out = True, line.split()[-1] == "1", []
             elif inside and line.startswith(("%end ", "%error ")):
-                return out
+                if ours:
+                    return out
+                inside = False
             elif inside:
                 out.append(line.rstrip("\n"))
         raise RuntimeError("the tmux control client ended")
@@ -141,10 +140,11 @@ class Control:
         return "\n".join(self.run("capture-pane -p -t bench"))
 
     def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.terminate()
+        self.proc.kill()  # a control client waits for its pipe; the session lives on
         self.proc.wait(timeout=5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def cpu_seconds(proc: psutil.Process) -> float:
