@@ -308,7 +308,7 @@ def main() -> None:
     ap.add_argument("--serve-agents", help=argparse.SUPPRESS)
     args = ap.parse_args()
     raise_nofile()
-    from smicast.commands.view import _event_loop as viewer_loop  # uvloop, as `smicast view`
+    from smicast.commands.view import event_loop as viewer_loop  # uvloop, as `smicast view`
 
     if args.serve_agents:
         count, interval = args.serve_agents.split("x")

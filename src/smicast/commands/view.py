@@ -174,11 +174,11 @@ def run(args: argparse.Namespace) -> int:
     # every module) is moved out of the garbage collector's walks: a full collection of a
     # 64-GPU view paused it about 90 ms before, about 20 after.
     app = make_app(model, source, theme=theme, on_first_frame=gc.freeze)
-    result = app.run(loop=_event_loop())
+    result = app.run(loop=event_loop())
     return result if isinstance(result, int) else 0
 
 
-def _event_loop() -> asyncio.AbstractEventLoop:
+def event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where it is installed (a fleet's hundreds of streams cost less), else asyncio's."""
     try:
         import uvloop

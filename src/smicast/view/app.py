@@ -270,8 +270,11 @@ class ViewerApp(App[int]):
         self.call_after_refresh(self._draw_revealed)
 
     def _draw_revealed(self) -> None:
-        if any(panel.stale and panel.in_view() for panel in self.query(Panel)):
-            self.request_redraw(now=True)
+        """Draw the panels a scroll, a resize or a shown panel brought into view, if they
+        were skipped while out of it (the others are up to date)."""
+        for panel in self.query(Panel):
+            if panel.display and panel.stale and panel.in_view() and panel.update():
+                panel.refresh(layout=not panel.sized)
 
     def action_next_sort(self) -> None:
         self.procs.next_sort()
