@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -170,10 +169,11 @@ def run(args: argparse.Namespace) -> int:
 
     model = ViewModel(AlertConfig.from_options(args.alert_temp, args.alert_util_low_mins))
     theme = THEMES[0] if args.theme == "dark" else THEMES[1]
-    # Once the first frame is on the screen, what is alive then (Textual's DOM and CSS,
-    # every module) is moved out of the garbage collector's walks: a full collection of a
-    # 64-GPU view paused it about 90 ms before, about 20 after.
-    app = make_app(model, source, theme=theme, on_first_frame=gc.freeze)
+    from smicast.view.gcpace import GcPacer
+
+    # Once the first frame is on the screen, garbage is collected on the viewer's own
+    # clock instead of inside a key's handling (see smicast.view.gcpace).
+    app = make_app(model, source, theme=theme, on_first_frame=GcPacer().start)
     result = app.run(loop=event_loop())
     return result if isinstance(result, int) else 0
 

@@ -104,12 +104,17 @@ def sparkline(ring: Ring, width: int, *, top: float = 100.0, style: str = "cyan"
     The time axis is fixed (each cell is the maximum of the same number of readings,
     and cells before the first reading are blank), so the line scrolls, not stretches.
     """
+    return built_text(spark_chars(ring, width, top=top), [], style)
+
+
+def spark_chars(ring: Ring, width: int, *, top: float = 100.0) -> str:
+    """The characters of `sparkline()`, kept with the ring until it changes."""
     if width <= 0:
-        return Text()
+        return ""
     key = (ring.pushes, width, top)
     if ring.drawn is None or ring.drawn[0] != key:
         ring.drawn = (key, _sparkline(ring, width, top))
-    return built_text(ring.drawn[1], [], style)  # type: ignore[arg-type]
+    return ring.drawn[1]  # type: ignore[return-value]
 
 
 def _sparkline(ring: Ring, width: int, top: float) -> str:
@@ -179,22 +184,21 @@ def host_bar(host: HostView | None, source_label: str, now_s: float, width: int)
 # ---------------------------------------------------------------- GPUs
 
 
-def _notes(gpu: GpuView, level: Level, errors: Sequence[str]) -> Text:
-    notes = Text()
-    info = gpu.info
+def _notes(gpu: GpuView, level: Level, errors: Sequence[str]) -> list[tuple[str, str]]:
+    """(text, style) pieces after a GPU's readings: alert level, throttling, reader errors."""
+    notes: list[tuple[str, str]] = []
     if level is not Level.OK:
-        notes.append(f" {level.label.upper()}", style=_LEVEL_STYLE[level])
+        notes.append((f" {level.label.upper()}", _LEVEL_STYLE[level]))
+    info = gpu.info
     slowdown = info.temperature_threshold_slowdown
     if slowdown and info.temperature >= slowdown:
-        notes.append(" THROTTLE", style="bold red")
+        notes.append((" THROTTLE", "bold red"))
     for key in gpu.throttle_keys:
         value = info.detail.get(key, "")
         if value not in ("", "0", "None", "none", "0x0"):
-            notes.append(" ")
-            notes.append_text(inert(f"{key}={value}", style="yellow", limit=40))
+            notes.append((" " + clean(f"{key}={value}", 40), "yellow"))
     for message in errors:
-        notes.append(" ")
-        notes.append_text(inert(message, style="red", limit=60))
+        notes.append((" " + clean(message, 60), "red"))
     return notes
 
 
@@ -231,7 +235,8 @@ def _gpu_block(
         head.add(f"/{limit:.0f}W", "dim")
     if info.frequency:
         head.add(f"  {info.frequency} MHz", "dim")
-    head.add_text(_notes(gpu, level, errors))
+    for piece, style in _notes(gpu, level, errors):
+        head.add(piece, style)
 
     util, mem = gpu.util.latest(), gpu.memory.latest()
     half = max(20, (width - 2) // 2)
@@ -241,20 +246,20 @@ def _gpu_block(
     body.add(" UTIL ")
     body.add_bar(util, cells)
     body.add(f" {fmt_num(util, '%'):>4} ")
-    body.add_text(sparkline(gpu.util, spark, style="green"))
+    body.add(spark_chars(gpu.util, spark), "green")
     body.add("  MEM ")
     body.add_bar(mem, cells)
     body.add(f" {fmt_num(mem, '%'):>4} ")
-    body.add_text(sparkline(gpu.memory, spark, style="magenta"))
+    body.add(spark_chars(gpu.memory, spark), "magenta")
     lines = [head.text(), body.text()]
     if not dense:
         temps = LineBuilder()
         spark_t = max(0, half - 13)
         temps.add(f" TEMP {fmt_num(temp, '°C'):>6} ")
-        temps.add_text(sparkline(gpu.temperature, spark_t, top=100, style="yellow"))
+        temps.add(spark_chars(gpu.temperature, spark_t, top=100), "yellow")
         temps.add(f"  PWR {fmt_num(power, 'W'):>6} ")
         top_w = max((v for v in gpu.power.last(SPARK_WINDOW_SAMPLES) if v is not None), default=1.0)
-        temps.add_text(sparkline(gpu.power, spark_t, top=top_w, style="blue"))
+        temps.add(spark_chars(gpu.power, spark_t, top=top_w), "blue")
         lines.append(temps.text())
     return lines
 
@@ -279,13 +284,14 @@ def _gpu_row(gpu: GpuView, level: Level, errors: Sequence[str], width: int) -> T
     row.add(f"{fmt_num(mem, '%'):>5} ")
     row.add(f"{fmt_num(temp, '°C'):>5}", level_style(temp, 80, 90))
     row.add(f"{fmt_num(power, 'W'):>6} ")
-    row.add(f"{_pstate(info.performance_state, info.detail):<3}", "dim")
+    row.add(f"{clean(_pstate(info.performance_state, info.detail), 8):<3}", "dim")
     notes = _notes(gpu, level, errors)
-    spark = width - row.cells - notes.cell_len - 2
+    spark = width - row.cells - sum(len(piece) for piece, _ in notes) - 2
     if spark >= 6:
         row.add(" ")
-        row.add_text(sparkline(gpu.util, min(spark, 60), style="green"))
-    row.add_text(notes)
+        row.add(spark_chars(gpu.util, min(spark, 60)), "green")
+    for piece, style in notes:
+        row.add(piece, style)
     return row.text()
 
 
