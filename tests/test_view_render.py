@@ -119,3 +119,19 @@ def test_a_column_is_cut_or_padded_with_its_styles_clipped() -> None:
     text = line.text()
     assert text.plain == "abcd…|xy  |"
     assert text.spans == [Span(0, 2, "bold"), Span(6, 8, "green")]  # "gh" was cut away
+
+
+@pytest.mark.parametrize("count", [2, 12])  # blocks, then compact rows
+def test_a_p_state_from_detail_is_shown_inert(count: int) -> None:
+    from tests.fakes import make_gpu, make_snapshot
+
+    hostile = "\x1b[2J\x1b]52;c;eA==\x07P0"
+    gpus = [
+        make_gpu(f"G{i}", performance_state=None, detail={"performance_state": hostile})
+        for i in range(count)
+    ]
+    model = ViewModel()
+    model.apply(SourceEvent("node", make_snapshot(gpus=gpus)), now_s=0.0)
+    text = render.gpu_panel(model.first(), 200, 60)
+    assert "\x1b" not in text.plain and "\x07" not in text.plain
+    assert "^[[2J" in text.plain[:4000]
