@@ -44,7 +44,7 @@ class GcPacer:
         self,
         *,
         young_every_s: float = 1.0,
-        full_every_s: float = 10.0,
+        full_every_s: float = 30.0,
         collector: Collector = gc,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
