@@ -40,7 +40,7 @@ def test_gpu_panel_fits_every_width(count: int, width: int) -> None:
     text = "\n".join(lines)
     assert all(f"{i} " in text for i in range(count))
     if count > render.COMPACT_ABOVE_GPUS:
-        columns = max(1, min(count, width // 96))
+        columns = max(1, min(count, width // render.COMPACT_COLUMN_CELLS))
         assert len(lines) == -(-count // columns)  # one compact row per GPU
     else:
         columns = max(1, min(count, width // 80))

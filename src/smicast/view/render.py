@@ -21,6 +21,9 @@ from smicast.view.replay import ReplayStatus
 from smicast.view.text import Lines, built_text, clean, inert
 
 COMPACT_ABOVE_GPUS: Final = 8
+# A compact row's narrowest column: a 160-column terminal holds two, so 64 GPUs take 32
+# lines and leave room for the CPU cores and the processes on a 50-line screen.
+COMPACT_COLUMN_CELLS: Final = 79
 SPARK_WINDOW_SAMPLES: Final = 300  # 5 minutes at 1 s; more at faster intervals are bucketed
 _SPARKS: Final = " ▁▂▃▄▅▆▇█"
 _LEVEL_STYLE: Final = {Level.OK: "", Level.WARN: "bold yellow", Level.CRIT: "bold red"}
@@ -275,9 +278,8 @@ def _gpu_row(gpu: GpuView, level: Level, errors: Sequence[str], width: int) -> T
     cells = 6 if width < 90 else 10
     row = LineBuilder()
     row.add(f"{gpu.index:>3} ", "bold")
-    name_cells = 14 if width < 90 else 22
-    name = fit(clean(info.name.removeprefix("NVIDIA "), name_cells), name_cells)
-    row.add(name + " " * ((18 if width < 90 else 26) - 4 - name_cells))
+    name_cells = 13 if width < 90 else 21  # and a space before the bar
+    row.add(fit(clean(info.name.removeprefix("NVIDIA "), name_cells), name_cells) + " ")
     row.add_bar(util, cells)
     row.add(f"{fmt_num(util, '%'):>5} ")
     row.add_bar(mem, cells, 80, 95)
@@ -348,7 +350,7 @@ def gpu_panel(host: HostView | None, width: int, height: int = 50) -> Text:
             _gpu_block(g, levels.get(g.key, Level.OK), gpu_errors, inner, dense) for g in gpus
         ]
         return _columns(blocks, width, col)
-    min_col = 96
+    min_col = COMPACT_COLUMN_CELLS
     n = max(1, min(len(gpus), width // min_col))
     inner = width // n - 1
     rows = [[_gpu_row(g, levels.get(g.key, Level.OK), (), inner)] for g in gpus]
