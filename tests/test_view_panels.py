@@ -9,11 +9,12 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 
 from smicast.view import render
 from smicast.view.app import ViewerApp
 from smicast.view.model import HostView, SourceEvent, ViewModel
-from smicast.view.panels import SHRINK_AFTER, MainArea, Panel, narrow_cells
+from smicast.view.panels import SHRINK_AFTER, MainArea, Panel, _line_regions, narrow_cells
 from tests.test_view_app import settle
 from tests.view_support import ListSource, simulated_frames
 
@@ -142,3 +143,41 @@ def test_narrow_cells_counts_the_panels_characters_and_leaves_wide_ones_to_rich(
     assert narrow_cells("GPU0 █▉·· 42% ▁▂▃ 61°C …") == 24
     assert narrow_cells("plain ascii") == 11
     assert narrow_cells("学习 job") is None  # two cells a character: measured by Rich
+
+
+def test_a_redraw_refreshes_only_the_lines_that_changed() -> None:
+    rows = ["a", "b", "c", "d", "e"]
+
+    class Lined(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Panel(lambda w: Text("\n".join(rows)), id="p", title="P")
+
+    async def main() -> None:
+        app = Lined()
+        async with app.run_test(size=(40, 20)) as pilot:
+            panel = app.query_one("#p", Panel)
+            await pilot.pause()
+            panel.update()  # drawn for the laid-out width (a resize marks it to draw again)
+            panel.repaint()
+            await pilot.pause()
+            rows[1], rows[2], rows[4] = "B", "C", "E"
+            assert panel.update()
+            assert panel._changed_lines == [1, 2, 4]
+            assert _line_regions([1, 2, 4], 38) == [Region(0, 1, 38, 2), Region(0, 4, 38, 1)]
+            panel.repaint()
+            await pilot.pause()
+            assert [s.text.strip() for s in (panel.render_line(y) for y in range(5))] == [
+                "a",
+                "B",
+                "C",
+                "d",
+                "E",
+            ]
+            assert not panel.update() and panel._changed_lines == []  # nothing new
+            rows.append("f")  # a line more: the whole panel (and the layout)
+            assert panel.update() and panel._changed_lines is None
+            panel.repaint()
+            await pilot.pause()
+            assert panel.size.height == 7  # the title border and six lines
+
+    asyncio.run(main())

@@ -222,13 +222,13 @@ class ViewerApp(App[int]):
             if not panel.in_view():
                 panel.stale = True  # drawn when it is painted (scrolled to, its tab shown)
             elif panel.update():
-                panel.refresh(layout=not panel.sized)
+                panel.repaint()
 
     def repaint(self, panel_id: str) -> None:
         """Draw one panel again now (a key that changes only it)."""
         panel = self.query_one(f"#{panel_id}", Panel)
         if panel.update():
-            panel.refresh(layout=not panel.sized)
+            panel.repaint()
 
     def _tick(self) -> None:
         host = self.host()
@@ -274,7 +274,7 @@ class ViewerApp(App[int]):
         were skipped while out of it (the others are up to date)."""
         for panel in self.query(Panel):
             if panel.display and panel.stale and panel.in_view() and panel.update():
-                panel.refresh(layout=not panel.sized)
+                panel.repaint()
 
     def action_next_sort(self) -> None:
         self.procs.next_sort()

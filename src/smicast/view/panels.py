@@ -12,6 +12,7 @@ from rich.style import Style
 from rich.text import Span, Text
 from textual import events
 from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -41,6 +42,7 @@ class Panel(Widget):
         self._draw = draw
         self._chrome = 1 if title else 0  # the title border above the content
         self._lines: list[Text] = []
+        self._changed_lines: list[int] | None = None  # what the last update changed; None: all
         self._height = 0
         self._content: RenderableType | None = None
         self._width = -1
@@ -60,14 +62,19 @@ class Panel(Widget):
         self._width = -1  # drawn for another width: draw again when painted
 
     def update(self) -> bool:
-        """Draw the content again; True when it differs from what is on the screen."""
+        """Draw the content again; True when it differs from what is on the screen.
+
+        `repaint()` then refreshes what changed: only the lines that differ when the
+        panel kept its width and its number of lines, all of it otherwise."""
         width = self._content_width()
         content = self._draw(width)
         self.stale = False
+        drawn_width = self._width
         changed = not (
-            isinstance(content, Text) and width == self._width and content == self._content
+            isinstance(content, Text) and width == drawn_width and content == self._content
         )
         self._content, self._width = content, width
+        self._changed_lines = None
         if not isinstance(content, Text):
             if self.sized:
                 self.sized = False
@@ -81,21 +88,42 @@ class Panel(Widget):
             for line in lines:
                 if len(line.plain) > width:  # too long: cut with an ellipsis, as Rich would
                     line.truncate(width, overflow="ellipsis")
-            self._set_height(len(lines))
+            old = self._lines
+            if not self._set_height(len(lines)) and width == drawn_width and len(old) == len(lines):
+                self._changed_lines = [
+                    y for y, (a, b) in enumerate(zip(old, lines, strict=True)) if a != b
+                ]
             self._lines = lines
             if len(self._strips) > 4 * len(lines) + 64:
                 self._strips.clear()  # bounded: only recent lines are worth keeping
+        else:
+            self._changed_lines = []
         return changed
 
-    def _set_height(self, lines: int) -> None:
+    def repaint(self) -> None:
+        """Refresh what the last `update()` changed: some lines, or the whole panel.
+
+        Textual renders every line of a widget refreshed whole again (its styles, filters
+        and the compositor's cuts, a good part of a frame's cost); a frame changes the
+        readings, not the titles, headers and quiet rows."""
+        changed = self._changed_lines
+        if changed is None or not self.sized:
+            self.refresh(layout=not self.sized)
+        elif changed:
+            self.refresh(*_line_regions(changed, max(1, self._width)))
+
+    def _set_height(self, lines: int) -> bool:
+        """Size the panel for `lines` lines; True when its height changed."""
         if self._heights is not None:
             if self._heights and lines < max(self._heights) - SHRINK_AT_ONCE:
                 self._heights.clear()  # a filter, a hidden section: not a row coming and going
             self._heights.append(lines)
             lines = max(self._heights)
-        if lines != self._height:
-            self._height = lines
-            self.styles.height = lines + self._chrome
+        if lines == self._height:
+            return False
+        self._height = lines
+        self.styles.height = lines + self._chrome
+        return True
 
     def in_view(self) -> bool:
         """Some of the panel is on the screen (not scrolled away, not on another tab)."""
@@ -175,6 +203,21 @@ class Panel(Widget):
 
 
 _NULL: Final = Style.null()
+
+
+def _line_regions(lines: list[int], width: int) -> list[Region]:
+    """One region per run of consecutive line numbers."""
+    regions: list[Region] = []
+    start = prev = lines[0]
+    for y in lines[1:]:
+        if y != prev + 1:
+            regions.append(Region(0, start, width, prev - start + 1))
+            start = y
+        prev = y
+    regions.append(Region(0, start, width, prev - start + 1))
+    return regions
+
+
 SHRINK_AFTER: Final = 10
 SHRINK_AT_ONCE: Final = 3  # lines: a panel that loses more than this shrinks at once
 # The characters beyond ASCII that the panels draw, each one terminal cell wide.
