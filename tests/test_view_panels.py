@@ -181,3 +181,37 @@ def test_a_redraw_refreshes_only_the_lines_that_changed() -> None:
             assert panel.size.height == 7  # the title border and six lines
 
     asyncio.run(main())
+
+
+def test_a_panel_with_a_version_draws_only_when_it_or_the_width_changes() -> None:
+    drawn: list[int] = []
+    version = [1]
+
+    def draw(width: int) -> Text:
+        drawn.append(width)
+        return Text(f"v{version[0]}")
+
+    class Versioned(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Panel(draw, id="p", version=lambda: version[0])
+
+    async def main() -> None:
+        app = Versioned()
+        async with app.run_test(size=(40, 10)) as pilot:
+            panel = app.query_one("#p", Panel)
+            await pilot.pause()
+            panel.update()
+            before = len(drawn)
+            assert not panel.update() and not panel.update()
+            assert len(drawn) == before  # same version, same width: not drawn again
+            version[0] = 2
+            assert panel.update() and len(drawn) == before + 1
+            panel.repaint()
+            await pilot.pause()
+            assert panel.render_line(0).text.startswith("v2")
+            await pilot.resize_terminal(30, 10)
+            await pilot.pause()
+            panel.update()
+            assert drawn[-1] == 30  # a new width is drawn again
+
+    asyncio.run(main())

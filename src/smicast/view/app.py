@@ -127,6 +127,7 @@ class ViewerApp(App[int]):
                 lambda w: render.gpu_panel(self.host(), w, self.size.height),
                 id="gpus",
                 title="GPUs",
+                version=self._gpu_version,
             ),
             Panel(lambda w: render.cpu_panel(self.host(), w), id="cpu", title="CPU cores"),
             ProcessPanel(
@@ -158,6 +159,11 @@ class ViewerApp(App[int]):
         self.query_one("#replay-bar").display = isinstance(self.source, ReplaySource)
         self.run_worker(self._consume(), name="frames", exclusive=True)
         self.set_interval(1.0, self._tick)
+
+    def _gpu_version(self) -> object:
+        """What the GPU panel shows besides its width: the host's frame, the screen's height."""
+        host = self.host()
+        return None if host is None else (host.key, host.frames, self.size.height)
 
     def _draw_host(self, width: int) -> Text:
         return render.host_bar(self.host(), self.source.label, self._clock(), width)

@@ -37,9 +37,20 @@ class Panel(Widget):
     screen out again each time.
     """
 
-    def __init__(self, draw: Callable[[int], RenderableType], *, id: str, title: str = "") -> None:
+    def __init__(
+        self,
+        draw: Callable[[int], RenderableType],
+        *,
+        id: str,
+        title: str = "",
+        version: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(id=id, classes="panel" if title else "")
         self._draw = draw
+        # What the content depends on besides the width (None: unknown, draw every time):
+        # while it and the width are the same, update() skips the drawing.
+        self._version = version
+        self._drawn_version: object = None
         self._chrome = 1 if title else 0  # the title border above the content
         self._lines: list[Text] = []
         self._changed_lines: list[int] | None = None  # what the last update changed; None: all
@@ -67,7 +78,13 @@ class Panel(Widget):
         `repaint()` then refreshes what changed: only the lines that differ when the
         panel kept its width and its number of lines, all of it otherwise."""
         width = self._content_width()
+        version = self._version() if self._version is not None else None
+        if version is not None and version == self._drawn_version and width == self._width:
+            self.stale = False
+            self._changed_lines = []
+            return False
         content = self._draw(width)
+        self._drawn_version = version
         self.stale = False
         drawn_width = self._width
         changed = not (
