@@ -134,3 +134,26 @@ def test_a_lazy_frame_is_built_once_and_a_full_frame_replaces_it() -> None:
 def test_broken_json_or_readings_fail_at_once(line: bytes) -> None:
     with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
         LazyFrame.decode(line)
+
+
+def test_every_reading_field_is_the_schema_field_of_that_name() -> None:
+    """The reading types repeat a few schema declarations on purpose (a smaller decode);
+    this holds them to the schema: same names, types and defaults."""
+    import msgspec
+
+    from smicast import readings, schema
+
+    pairs = [
+        (readings.GpuReading, schema.GpuInfo),
+        (readings.CpuReading, schema.CpuInfo),
+        (readings.MemoryReading, schema.MemoryInfo),
+        (readings.ChassisReading, schema.ChassisInfo),
+    ]
+    for reading, full in pairs:
+        declared = {f.name: f for f in msgspec.structs.fields(full)}
+        for field in msgspec.structs.fields(reading):
+            match = declared[field.name]
+            assert (field.type, field.default) == (match.type, match.default), (
+                reading.__name__,
+                field.name,
+            )
