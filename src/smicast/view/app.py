@@ -6,8 +6,8 @@ refreshed when a frame or a key arrives, at most `MAX_REDRAWS_PER_S` times a
 second; between frames only the host bar is redrawn, and only while the data is
 getting old (so its age keeps counting up when a source goes quiet).
 
-`on_first_frame` runs once the first frame is on the screen: `smicast view` freezes
-the garbage collector's view of everything alive then (see `commands/view.py`).
+`on_first_frame` runs once the first frame is on the screen: `smicast view` hands
+garbage collection to `smicast.view.gcpace` then.
 
 Other views extend the app without editing it: `tabs` takes factories that
 build extra tab panes (the host view becomes the first tab), and any module may
@@ -55,6 +55,7 @@ TabFactory = Callable[["ViewerApp"], TabPane]
 class ViewerApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "smicast view"
+    REDRAWS_PER_S: ClassVar[float] = MAX_REDRAWS_PER_S
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
@@ -211,8 +212,9 @@ class ViewerApp(App[int]):
         self.request_redraw(now=True)  # its panels were skipped while the tab was hidden
 
     def request_redraw(self, *, now: bool = False) -> None:
-        """Redraw every visible panel, at most MAX_REDRAWS_PER_S times a second."""
-        wait = self._last_draw + 1 / MAX_REDRAWS_PER_S - self._monotonic()
+        """Redraw every visible panel, at most `REDRAWS_PER_S` times a second (at once for
+        `now`: a key)."""
+        wait = self._last_draw + 1 / self.REDRAWS_PER_S - self._monotonic()
         if now or wait <= 0:
             self._redraw()
         elif not self._draw_pending:

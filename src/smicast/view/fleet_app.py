@@ -30,6 +30,9 @@ FLEET_REDRAWS_PER_S: Final = 2  # a fleet dashboard; frame to screen stays under
 
 class FleetApp(ViewerApp):
     TITLE = "smicast view (fleet)"
+    # Frames from many hosts arrive all the time: they redraw at most this often (a key
+    # still redraws at once).
+    REDRAWS_PER_S = FLEET_REDRAWS_PER_S
     CSS = """
     #fleet-host-tabs { height: 1; }
     #cluster, #users, #alerts { height: auto; }
@@ -54,9 +57,6 @@ class FleetApp(ViewerApp):
         on_first_frame: Callable[[], object] = lambda: None,
     ) -> None:
         self.fleet = fleet
-        self._fleet_clock = monotonic
-        self._fleet_drawn = 0.0
-        self._fleet_pending = False
         super().__init__(
             model,
             source,
@@ -82,25 +82,6 @@ class FleetApp(ViewerApp):
 
     def host(self) -> HostView | None:
         return self.fleet.selected_host()
-
-    def request_redraw(self, *, now: bool = False) -> None:
-        """Frames from many hosts arrive all the time: redraw at most FLEET_REDRAWS_PER_S
-        times a second for them (a key still redraws at once)."""
-        if now:
-            super().request_redraw(now=True)
-            return
-        wait = self._fleet_drawn + 1 / FLEET_REDRAWS_PER_S - self._fleet_clock()
-        if wait <= 0:
-            self._fleet_drawn = self._fleet_clock()
-            super().request_redraw(now=True)
-        elif not self._fleet_pending:
-            self._fleet_pending = True
-            self.set_timer(wait, self._fleet_redraw)
-
-    def _fleet_redraw(self) -> None:
-        self._fleet_pending = False
-        self._fleet_drawn = self._fleet_clock()
-        super().request_redraw(now=True)
 
     def on_mount(self) -> None:
         # Textual also runs ViewerApp.on_mount (handlers run for every class that has one).
