@@ -70,12 +70,12 @@ def test_sparkline_has_a_fixed_five_minute_axis() -> None:
     ring = Ring()
     for _ in range(30):
         ring.push(100.0)
-    line = render.sparkline(ring, 30).plain
+    line = render.sparkline(ring, 30)
     assert line == " " * 27 + "███"  # 30 of 300 samples: the last tenth of the line
     for _ in range(600):
         ring.push(50.0)
-    assert render.sparkline(ring, 30).plain == "▄" * 30
-    assert render.sparkline(ring, 0).plain == ""
+    assert render.sparkline(ring, 30) == "▄" * 30
+    assert render.sparkline(ring, 0) == ""
 
 
 def test_bar_and_missing_values() -> None:

@@ -101,23 +101,19 @@ def bar(value: float | None, width: int, *, warn: float = 70, crit: float = 90) 
     return line.text()
 
 
-def sparkline(ring: Ring, width: int, *, top: float = 100.0, style: str = "cyan") -> Text:
-    """At least the last 5 minutes of `ring` in `width` cells, newest on the right.
+def sparkline(ring: Ring, width: int, *, top: float = 100.0) -> str:
+    """At least the last 5 minutes of `ring` in `width` cells, newest on the right, kept
+    with the ring until it changes.
 
     The time axis is fixed (each cell is the maximum of the same number of readings,
     and cells before the first reading are blank), so the line scrolls, not stretches.
     """
-    return built_text(spark_chars(ring, width, top=top), [], style)
-
-
-def spark_chars(ring: Ring, width: int, *, top: float = 100.0) -> str:
-    """The characters of `sparkline()`, kept with the ring until it changes."""
     if width <= 0:
         return ""
     key = (ring.pushes, width, top)
     if ring.drawn is None or ring.drawn[0] != key:
         ring.drawn = (key, _sparkline(ring, width, top))
-    return ring.drawn[1]  # type: ignore[return-value]
+    return ring.drawn[1]
 
 
 def _sparkline(ring: Ring, width: int, top: float) -> str:
@@ -249,20 +245,20 @@ def _gpu_block(
     body.add(" UTIL ")
     body.add_bar(util, cells)
     body.add(f" {fmt_num(util, '%'):>4} ")
-    body.add(spark_chars(gpu.util, spark), "green")
+    body.add(sparkline(gpu.util, spark), "green")
     body.add("  MEM ")
     body.add_bar(mem, cells)
     body.add(f" {fmt_num(mem, '%'):>4} ")
-    body.add(spark_chars(gpu.memory, spark), "magenta")
+    body.add(sparkline(gpu.memory, spark), "magenta")
     lines = [head.text(), body.text()]
     if not dense:
         temps = LineBuilder()
         spark_t = max(0, half - 13)
         temps.add(f" TEMP {fmt_num(temp, '°C'):>6} ")
-        temps.add(spark_chars(gpu.temperature, spark_t, top=100), "yellow")
+        temps.add(sparkline(gpu.temperature, spark_t, top=100), "yellow")
         temps.add(f"  PWR {fmt_num(power, 'W'):>6} ")
         top_w = max((v for v in gpu.power.last(SPARK_WINDOW_SAMPLES) if v is not None), default=1.0)
-        temps.add(spark_chars(gpu.power, spark_t, top=top_w), "blue")
+        temps.add(sparkline(gpu.power, spark_t, top=top_w), "blue")
         lines.append(temps.text())
     return lines
 
@@ -291,7 +287,7 @@ def _gpu_row(gpu: GpuView, level: Level, errors: Sequence[str], width: int) -> T
     spark = width - row.cells - sum(len(piece) for piece, _ in notes) - 2
     if spark >= 6:
         row.add(" ")
-        row.add(spark_chars(gpu.util, min(spark, 60)), "green")
+        row.add(sparkline(gpu.util, min(spark, 60)), "green")
     for piece, style in notes:
         row.add(piece, style)
     return row.text()

@@ -21,7 +21,7 @@ class Ring:
     def __init__(self, size: int = HISTORY_SAMPLES) -> None:
         self._values: deque[float | None] = deque(maxlen=size)
         self.pushes = 0  # readings ever pushed: what a drawing of the ring is valid for
-        self.drawn: tuple[object, object] | None = None  # a view's cached drawing of it
+        self.drawn: tuple[object, str] | None = None  # a view's cached drawing of it
         # bucket size -> (maxima of whole buckets, maximum of the bucket being filled)
         self._buckets: dict[int, tuple[deque[float | None], list[float | None]]] = {}
 
