@@ -18,7 +18,7 @@ from rich.text import Span, Text
 from smicast.view.alerts import Level
 from smicast.view.fleet_summary import FleetView, HostRow
 from smicast.view.render import bar, fmt_bytes, fmt_num, level_style
-from smicast.view.text import inert
+from smicast.view.text import SpanStyles, inert, span_segments
 
 CELL: Final = "■"
 _STATE_STYLE: Final = {
@@ -136,6 +136,7 @@ class HostTable:
         name_w = max(12, min(40, width // 4))
         bar_w = max(5, min(20, width // 8))
         styles: dict[str, Style] = {}
+        combined: SpanStyles = {}
         plain = _style(styles, console, "")
         max_cells = options.max_width
         header = (
@@ -146,13 +147,13 @@ class HostTable:
         yield Segment.line()
         for r in shown:
             name = inert(r.key, limit=name_w - 1)
-            line = [*_text_segments(name, console, styles)]
+            line = [*_text_segments(name, console, styles, combined)]
             line.append(Segment(" " * max(1, name_w + 1 - name.cell_len), plain))
             line.append(
                 Segment(f"{r.state:<12}", _style(styles, console, _STATE_STYLE.get(r.state, "")))
             )
             line.append(Segment(f" {r.transport:<8} {r.gpus:>4}  ", plain))
-            line.extend(_text_segments(bar(r.util_pct, bar_w), console, styles))
+            line.extend(_text_segments(bar(r.util_pct, bar_w), console, styles, combined))
             line.append(
                 Segment(
                     f" {fmt_num(r.util_pct, '%'):>4} {fmt_bytes(r.mem_used):>7}/"
@@ -167,7 +168,9 @@ class HostTable:
             if r.error and r.state != "live":
                 line.append(Segment("  ", plain))
                 line.extend(
-                    _text_segments(inert(r.error, style="dim red", limit=120), console, styles)
+                    _text_segments(
+                        inert(r.error, style="dim red", limit=120), console, styles, combined
+                    )
                 )
             yield from _fitted(line, max_cells)
             yield Segment.line()
@@ -177,27 +180,16 @@ class HostTable:
             yield Segment.line()
 
 
-def _text_segments(text: Text, console: Console, styles: dict[str, Style]) -> list[Segment]:
-    """A one-line Text's segments: its style under spans that follow each other, painted
-    directly; anything else (overlapping spans, Style objects) through Rich's renderer."""
-    plain, base = text.plain, text.style
-    spans = sorted(text.spans, key=lambda s: s.start)
-    if isinstance(base, str) and all(isinstance(s.style, str) for s in spans):
-        out: list[Segment] = []
-        at = 0
-        for span in spans:
-            if span.start < at:
-                break  # overlapping: Rich combines their styles
-            if span.start > at:
-                out.append(Segment(plain[at : span.start], _style(styles, console, base)))
-            joined = f"{base} {span.style}" if base else str(span.style)
-            out.append(Segment(plain[span.start : span.end], _style(styles, console, joined)))
-            at = span.end
-        else:
-            if at < len(plain) or not out:
-                out.append(Segment(plain[at:], _style(styles, console, base)))
-            return out
-    return list(Text(plain, spans=[Span(0, len(plain), base), *spans]).render(console))
+def _text_segments(
+    text: Text, console: Console, styles: dict[str, Style], combined: SpanStyles
+) -> list[Segment]:
+    """A one-line Text's segments: straight from its spans where they follow each other
+    (`span_segments`), else through Rich's renderer."""
+    base = text.style
+    under = base if isinstance(base, Style) else _style(styles, console, base)
+    return span_segments(text, under, console, combined) or list(
+        Text(text.plain, spans=[Span(0, len(text.plain), base), *text.spans]).render(console)
+    )
 
 
 def _fitted(line: list[Segment], max_cells: int) -> list[Segment]:

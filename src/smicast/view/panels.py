@@ -17,7 +17,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from smicast.view.processes import HEADER_LINE, column_at
-from smicast.view.text import Lines
+from smicast.view.text import Lines, SpanStyles, span_segments
 
 
 class Panel(Widget):
@@ -60,7 +60,7 @@ class Panel(Widget):
         self._strips: dict[object, Strip] = {}
         self._base: tuple[str, Style] | None = None
         self.stale = False  # a redraw skipped it while out of view
-        self._span_styles: dict[tuple[Style, str | Style], Style] = {}  # (under, span) -> style
+        self._span_styles: SpanStyles = {}  # (under, span) -> style
         self.sized = True  # False: the height follows the content (a layout refresh redraws)
         self._heights: deque[int] | None = deque(maxlen=SHRINK_AFTER) if title else None
         if title:
@@ -191,35 +191,10 @@ class Panel(Widget):
         return strip
 
     def _segments(self, line: Text, under: Style) -> list[Segment] | None:
-        """`line`'s segments over `under` where its spans follow each other without
-        overlapping (every line the panels build), as Text.render would paint them at a
-        fraction of its cost; None for overlapping spans, which Text.render combines."""
-        plain, styles = line.plain, self._span_styles
-        if len(styles) > 1024:
-            styles.clear()  # bounded: a theme change leaves old combinations behind
-        get_style = self.app.console.get_style
-        segments: list[Segment] = []
-        pos, length = 0, len(plain)
-        for start, end, style in line.spans:
-            end = min(end, length)
-            if start < pos:
-                return None
-            if end <= start:
-                continue
-            if start > pos:
-                segments.append(Segment(plain[pos:start], under))
-            combined = styles.get((under, style))
-            if combined is None:
-                combined = under + get_style(style, default=_NULL)
-                styles[(under, style)] = combined
-            segments.append(Segment(plain[start:end], combined))
-            pos = end
-        if pos < length:
-            segments.append(Segment(plain[pos:], under))
-        return segments
-
-
-_NULL: Final = Style.null()
+        """`span_segments()` with this panel's cache of combined styles."""
+        if len(self._span_styles) > 1024:
+            self._span_styles.clear()  # bounded: a theme change leaves old combinations behind
+        return span_segments(line, under, self.app.console, self._span_styles)
 
 
 def _line_regions(lines: list[int], width: int) -> list[Region]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Final
 
+from rich.console import Console
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
 
@@ -92,3 +94,35 @@ class Lines(Text):
         super().__init__(no_wrap=True, overflow="ellipsis")
         self._text, self._length, self._spans = joined._text, joined._length, joined._spans
         self.parts = lines
+
+
+_NULL_STYLE: Final = Style.null()
+SpanStyles = dict[tuple[Style, "str | Style"], Style]
+
+
+def span_segments(
+    line: Text, under: Style, console: Console, cache: SpanStyles
+) -> list[Segment] | None:
+    """`line`'s segments over `under` (the colours beneath it) where its spans follow each
+    other without overlapping (every line the viewer builds), as `Text.render` would paint
+    them at a fraction of its cost; None for overlapping spans, which `Text.render`
+    combines. `cache` keeps the combined styles (the caller bounds it)."""
+    plain = line.plain
+    segments: list[Segment] = []
+    pos, length = 0, len(plain)
+    for start, end, style in line.spans:
+        end = min(end, length)
+        if start < pos:
+            return None
+        if end <= start:
+            continue
+        if start > pos:
+            segments.append(Segment(plain[pos:start], under))
+        combined = cache.get((under, style))
+        if combined is None:
+            combined = cache[(under, style)] = under + console.get_style(style, default=_NULL_STYLE)
+        segments.append(Segment(plain[start:end], combined))
+        pos = end
+    if pos < length:
+        segments.append(Segment(plain[pos:], under))
+    return segments
