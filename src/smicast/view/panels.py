@@ -86,36 +86,34 @@ class Panel(Widget):
         content = self._draw(width)
         self._drawn_version = version
         self.stale = False
-        drawn_width = self._width
-        changed = not (
-            isinstance(content, Text) and width == drawn_width and content == self._content
-        )
-        self._content, self._width = content, width
-        self._changed_lines = None
+        drawn_width, self._width, self._content = self._width, width, content
         if not isinstance(content, Text):
+            self._changed_lines = None
             if self.sized:
                 self.sized = False
                 self.styles.height = "auto"
-            return changed
-        if changed:
-            if isinstance(content, Lines):
-                lines = content.parts or [Text()]
-            else:
-                lines = list(content.split("\n", allow_blank=True)) or [Text()]
-            for line in lines:
-                if len(line.plain) > width:  # too long: cut with an ellipsis, as Rich would
-                    line.truncate(width, overflow="ellipsis")
-            old = self._lines
-            if not self._set_height(len(lines)) and width == drawn_width and len(old) == len(lines):
-                self._changed_lines = [
-                    y for y, (a, b) in enumerate(zip(old, lines, strict=True)) if a != b
-                ]
-            self._lines = lines
-            if len(self._strips) > 4 * len(lines) + 64:
-                self._strips.clear()  # bounded: only recent lines are worth keeping
+            return True
+        if isinstance(content, Lines):
+            lines = content.parts or [Text()]
         else:
-            self._changed_lines = []
-        return changed
+            lines = list(content.split("\n", allow_blank=True)) or [Text()]
+        for line in lines:
+            if len(line.plain) > width:  # too long: cut with an ellipsis, as Rich would
+                line.truncate(width, overflow="ellipsis")
+        old = self._lines
+        changed: list[int] | None = None  # every line: another width or line count
+        if width == drawn_width and len(old) == len(lines):
+            changed = [y for y, (a, b) in enumerate(zip(old, lines, strict=True)) if a != b]
+            if not changed:
+                self._changed_lines = []
+                return False
+        if self._set_height(len(lines)):
+            changed = None
+        self._changed_lines = changed
+        self._lines = lines
+        if len(self._strips) > 4 * len(lines) + 64:
+            self._strips.clear()  # bounded: only recent lines are worth keeping
+        return True
 
     def repaint(self) -> None:
         """Refresh what the last `update()` changed: some lines, or the whole panel.
