@@ -382,9 +382,10 @@ class SseStream:
 
 @contextlib.contextmanager
 def serve_http(
-    handler: type[http.server.BaseHTTPRequestHandler], done: threading.Event
+    handler: Callable[..., http.server.BaseHTTPRequestHandler],
+    done: threading.Event | None = None,
 ) -> Iterator[str]:
-    """A scripted HTTP origin on 127.0.0.1 for the browser; `done` releases held streams."""
+    """An HTTP origin on 127.0.0.1 for the browser; `done` releases held streams."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name="scripted-http", daemon=True)
@@ -392,7 +393,8 @@ def serve_http(
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
-        done.set()
+        if done is not None:
+            done.set()
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)

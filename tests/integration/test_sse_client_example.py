@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.integration.browser import count, severe_console_entries, text, wait
-from tests.integration.support import REPO_ROOT, SmicastServer, http_get, smicast_server
+from tests.integration.support import (
+    REPO_ROOT,
+    SmicastServer,
+    http_get,
+    serve_http,
+    smicast_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +32,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def examples_origin() -> Iterator[str]:
     """examples/ served from a second origin, as an operator's own web page would be."""
     handler = functools.partial(_QuietHandler, directory=str(REPO_ROOT / "examples"))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="examples-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serve_http(handler) as origin:
+        yield origin
 
 
 def open_example_client(browser: WebDriver, page_origin: str, server_url: str) -> None:
