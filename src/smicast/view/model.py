@@ -121,8 +121,7 @@ class GpuView:
         self.reading = info
         self._info = None
         self.util.push(reading(info.utilization))
-        total = info.total_memory
-        self.memory.push(info.used_memory * 100.0 / total if total > 0 else None)
+        self.memory.push(percent(info.used_memory, info.total_memory))
         temp = info.temperature
         self.temperature.push(float(temp) if temp > 0 else None)
         self.power.push(reading(info.power_consumption))
